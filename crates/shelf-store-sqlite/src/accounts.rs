@@ -1,0 +1,123 @@
+//! Users and device sessions.
+
+use shelf_core::{DeviceId, Email, UserId};
+use shelf_store::{NewSession, SessionAuth, SessionInfo, StoreError, StoreResult, UserCredentials};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db_err;
+use crate::rows::{from_micros, micros};
+
+pub async fn create_user(pool: &SqlitePool, email: &Email, password_hash: &str, now: OffsetDateTime) -> StoreResult<UserId> {
+    let id = UserId::new();
+    let result = sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)")
+        .bind(id.0)
+        .bind(email.as_str())
+        .bind(password_hash)
+        .bind(micros(now))
+        .execute(pool)
+        .await;
+    match result {
+        Ok(_) => Ok(id),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::EmailTaken),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub async fn user_credentials(pool: &SqlitePool, email: &Email) -> StoreResult<Option<UserCredentials>> {
+    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = ?")
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| {
+        Ok(UserCredentials {
+            user_id: UserId(row.try_get("id").map_err(db_err)?),
+            password_hash: row.try_get("password_hash").map_err(db_err)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn create_session(pool: &SqlitePool, session: &NewSession) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, token_hash, device_name, created_at, last_seen_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(session.device_id.0)
+    .bind(session.user_id.0)
+    .bind(&session.token_hash)
+    .bind(&session.device_name)
+    .bind(micros(session.created_at))
+    .bind(micros(session.created_at))
+    .bind(micros(session.expires_at))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn session_by_token_hash(pool: &SqlitePool, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+    let row = sqlx::query(
+        "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
+    )
+    .bind(token_hash)
+    .bind(micros(now))
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.map(|row| {
+        Ok(SessionAuth {
+            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
+            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
+            last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
+            expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn touch_session(pool: &SqlitePool, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+        .bind(micros(now))
+        .bind(device.0)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn list_sessions(pool: &SqlitePool, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
+    let rows = sqlx::query(
+        "SELECT id, device_name, created_at, last_seen_at, expires_at FROM sessions
+         WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id",
+    )
+    .bind(user.0)
+    .bind(micros(now))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("id").map_err(db_err)?;
+            Ok(SessionInfo {
+                device_id: DeviceId(id),
+                device_name: row.try_get("device_name").map_err(db_err)?,
+                created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
+                last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
+                expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn revoke_session(pool: &SqlitePool, user: UserId, device: DeviceId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ?")
+        .bind(device.0)
+        .bind(user.0)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,181 @@
+//! Shelf's [`Store`] on SQLite: the embedded default, one file in the data folder.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! (no `SQLITE_BUSY` between our own writers, and per-user version bumps are trivially serial),
+//! while reads use a separate pool that WAL mode lets run beside the writer.
+
+mod accounts;
+mod library;
+mod rows;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_store::{Applied, ChangesPage, NewSession, SessionAuth, SessionInfo, Store, StoreError, StoreResult, UserCredentials};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+
+/// A Store over one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or a plain path),
+    /// runs migrations and fixes the epoch on first use.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a process crash; only an OS crash or power loss
+            // can lose the last transactions, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-32768");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::backend)?;
+        sqlx::migrate!("./migrations").run(&writer).await.map_err(StoreError::backend)?;
+        sqlx::query("INSERT INTO shelf_meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .execute(&writer)
+            .await
+            .map_err(StoreError::backend)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// The write pool, for tests that need to reach under the seam (e.g. fault injection).
+    pub fn writer_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn epoch(&self) -> StoreResult<Epoch> {
+        let value: String = sqlx::query_scalar("SELECT value FROM shelf_meta WHERE key = 'epoch'")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Epoch(value))
+    }
+
+    async fn create_user(&self, email: &Email, password_hash: &str, now: OffsetDateTime) -> StoreResult<UserId> {
+        accounts::create_user(&self.writer, email, password_hash, now).await
+    }
+
+    async fn user_credentials(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
+        accounts::user_credentials(&self.reader, email).await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        accounts::create_session(&self.writer, session).await
+    }
+
+    async fn session_by_token_hash(&self, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+        accounts::session_by_token_hash(&self.reader, token_hash, now).await
+    }
+
+    async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
+        accounts::touch_session(&self.writer, device, now).await
+    }
+
+    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
+        accounts::list_sessions(&self.reader, user, now).await
+    }
+
+    async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
+        accounts::revoke_session(&self.writer, user, device).await
+    }
+
+    async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {
+        library::library_version(&self.reader, user).await
+    }
+
+    async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>> {
+        library::material(&self.reader, user, id).await
+    }
+
+    async fn list_materials(
+        &self,
+        user: UserId,
+        after: Option<MaterialId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Material, Option<Progress>)>> {
+        library::list_materials(&self.reader, user, after, limit).await
+    }
+
+    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+        write::apply(&self.writer, user, mutation, now).await
+    }
+
+    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {
+        library::changes_since(&self.reader, user, since, limit).await
+    }
+
+    async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+        write::purge_tombstones(&self.writer, older_than).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    async fn fresh() -> (SqliteStore, tempfile_dir::Dir) {
+        let dir = tempfile_dir::Dir::new();
+        let store = SqliteStore::connect(&dir.path().join("shelf.db").display().to_string()).await.unwrap();
+        (store, dir)
+    }
+
+    /// A throwaway directory without pulling in another crate.
+    mod tempfile_dir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let path = std::env::temp_dir().join(format!("shelf-sqlite-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&path).unwrap();
+                Self(path)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    shelf_store::contract_tests!(fresh);
+}

@@ -1,0 +1,87 @@
+//! The storage seam: one [`Store`] trait that every database backend implements.
+//!
+//! Architecture invariant: the trait has no method that writes library data without bumping the
+//! library version in the same transaction ([`Store::apply`] is the only library writer), so no
+//! backend can forget the bump (spec LV2). Handlers hold an `Arc<dyn Store>` and never learn which
+//! backend is running.
+
+mod error;
+mod feed;
+mod types;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use error::{StoreError, StoreResult};
+pub use feed::{trim_to_whole_versions, TrimmedPage};
+pub use types::{Applied, Change, ChangeData, ChangesPage, NewSession, SessionAuth, SessionInfo, UserCredentials};
+
+use async_trait::async_trait;
+use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
+use time::OffsetDateTime;
+
+/// Persistent state of every Shelf user: accounts, device sessions, and libraries.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "sqlite" or "postgres", for logs and benchmarks.
+    fn backend_name(&self) -> &'static str;
+
+    /// Succeeds when the database answers a trivial query (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The random id fixed when this database was created.
+    async fn epoch(&self) -> StoreResult<Epoch>;
+
+    // --- accounts and sessions -------------------------------------------------------------
+
+    /// Creates a user at library version 1. [`StoreError::EmailTaken`] if the address is in use.
+    async fn create_user(&self, email: &Email, password_hash: &str, now: OffsetDateTime) -> StoreResult<UserId>;
+
+    /// The stored password hash for an address, if such a user exists.
+    async fn user_credentials(&self, email: &Email) -> StoreResult<Option<UserCredentials>>;
+
+    /// Records a new device session (login).
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+
+    /// The live (unexpired, unrevoked) session whose token hashes to `token_hash`.
+    async fn session_by_token_hash(&self, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
+
+    /// Updates a session's last-seen time.
+    async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()>;
+
+    /// The user's live sessions, oldest first.
+    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>>;
+
+    /// Revokes one of the user's sessions; false if the user has no such session.
+    async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
+
+    // --- library ----------------------------------------------------------------------------
+
+    /// The user's current library version: one indexed read.
+    async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion>;
+
+    /// One material with its progress, if the user has it.
+    async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>>;
+
+    /// The user's materials ordered by id, starting after `after`, at most `limit`.
+    async fn list_materials(
+        &self,
+        user: UserId,
+        after: Option<MaterialId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Material, Option<Progress>)>>;
+
+    /// Applies one mutation atomically: locks the user's version, plans the change with
+    /// [`shelf_core::plan_mutation`], writes rows, change-feed entries and the bumped version in
+    /// one transaction. A no-op plan writes nothing and keeps the version.
+    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied>;
+
+    /// The latest state of every entity changed after `since`, ascending by version, never
+    /// splitting one version across pages. [`StoreError::ResyncRequired`] when tombstones the
+    /// client may have missed were purged, or when `since` is ahead of the library.
+    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage>;
+
+    /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
+    /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.
+    async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
+}
