@@ -1,0 +1,17 @@
+//! Shelf's wire format: every JSON body the server accepts or returns, and the error codes.
+//!
+//! API boundary: these types are the public contract that the web SDK, the Rust client and
+//! outside checks are written against. Field names are camelCase; times are RFC 3339 strings.
+//! Conversions from `shelf-core` live here so the server never builds JSON by hand.
+
+mod accounts;
+mod error;
+mod library;
+
+pub use accounts::{DeviceView, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse};
+pub use error::{ErrorBody, ErrorCode};
+pub use library::{
+    ChangeView, ChangesQuery, ChangesResponse, CreateMaterialRequest, DeletedResponse, LibraryVersionResponse,
+    ListMaterialsQuery, MaterialFields, MaterialMutationResponse, MaterialView, MaterialsPage, ProgressInput,
+    ProgressMutationResponse, ProgressView, UpdateMaterialRequest,
+};

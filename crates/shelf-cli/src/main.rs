@@ -1,1 +1,99 @@
-fn main() {}
+//! The `shelf` binary. The only place that picks concrete backends.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use shelf_bus::InProcessBus;
+use shelf_server::{AppState, ServerSettings};
+use shelf_store::Store;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ServeArgs};
+
+#[derive(Parser)]
+#[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sync server (SQLite in ./shelf-data unless --database-url says otherwise).
+    Serve(ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(Config::load(args)?).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    for name in config::unknown_env_names() {
+        tracing::warn!(name, "ignoring unknown SHELF_* environment variable");
+    }
+    tracing::info!(?config, "starting");
+    let store = open_store(&config).await?;
+    let bus = Arc::new(InProcessBus::new());
+    let settings = ServerSettings {
+        max_body_bytes: config.max_body_bytes,
+        session_ttl: config.session_ttl,
+        tombstone_retention: config.tombstone_retention,
+        secure_cookies: config.secure_cookies,
+        sse_heartbeat: config.sse_heartbeat,
+        ..ServerSettings::default()
+    };
+    let state = AppState::new(store, bus, settings).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("Shelf is running at http://{address} (API docs: http://{address}/api/docs)");
+    shelf_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = shelf_store_postgres::PostgresStore::connect(&url).await.context("cannot open PostgreSQL")?;
+        Ok(Arc::new(store))
+    } else {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+        let store = shelf_store_sqlite::SqliteStore::connect(&url).await.context("cannot open SQLite")?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the server then finishes in-flight requests.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

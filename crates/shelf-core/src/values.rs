@@ -16,6 +16,15 @@ impl ValidationError {
     }
 }
 
+/// NUL cannot be stored in PostgreSQL text and has no place in study text; refusing it at the
+/// edge keeps both backends accepting exactly the same inputs.
+fn reject_nul(field: &'static str, raw: &str) -> Result<(), ValidationError> {
+    if raw.contains('\0') {
+        return Err(ValidationError::new(field, "must not contain NUL (U+0000) characters"));
+    }
+    Ok(())
+}
+
 /// A lower-cased e-mail address of a plausible shape (`local@domain.tld`, ≤ 254 chars).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -24,6 +33,7 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        reject_nul("email", raw)?;
         let email = raw.trim().to_lowercase();
         let invalid = || ValidationError::new("email", "must be an e-mail address like name@example.com");
         if email.is_empty() || email.len() > Self::MAX_LEN || email.chars().any(char::is_whitespace) {
@@ -61,6 +71,7 @@ impl Password {
     pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        reject_nul("password", raw)?;
         let chars = raw.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(ValidationError::new("password", "must be at least 8 characters"));
@@ -85,6 +96,7 @@ impl DeviceName {
 
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
         let name = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("Unnamed device");
+        reject_nul("deviceName", name)?;
         if name.chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::new("deviceName", "must be at most 100 characters"));
         }
@@ -104,6 +116,7 @@ impl MaterialTitle {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        reject_nul("title", raw)?;
         let title = raw.trim();
         if title.is_empty() {
             return Err(ValidationError::new("title", "must not be empty"));
@@ -127,6 +140,7 @@ impl MaterialBody {
     pub const MAX_BYTES: usize = 1024 * 1024;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        reject_nul("body", raw)?;
         if raw.len() > Self::MAX_BYTES {
             return Err(ValidationError::new("body", "must be at most 1 MiB (1048576 bytes of UTF-8)"));
         }
@@ -149,6 +163,7 @@ impl Tags {
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, ValidationError> {
         let mut tags: Vec<String> = Vec::with_capacity(raw.len());
         for tag in raw {
+            reject_nul("tags", tag.as_ref())?;
             let tag = tag.as_ref().trim();
             if tag.is_empty() {
                 return Err(ValidationError::new("tags", "a tag must not be empty"));
@@ -183,6 +198,7 @@ impl Position {
     pub const MAX_CHARS: usize = 256;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        reject_nul("position", raw)?;
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::new("position", "must be at most 256 characters"));
         }
@@ -251,6 +267,16 @@ mod tests {
         assert!(Tags::parse(&["x".repeat(65)]).is_err());
         let many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
         assert!(Tags::parse(&many).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        assert!(MaterialTitle::parse("a\0b").is_err());
+        assert!(MaterialBody::parse("a\0b").is_err());
+        assert!(Tags::parse(&["a\0"]).is_err());
+        assert!(Position::parse("\0").is_err());
+        assert!(Email::parse("a\0@example.com").is_err());
+        assert!(DeviceName::parse(Some("x\0")).is_err());
     }
 
     #[test]

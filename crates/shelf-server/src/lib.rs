@@ -1,0 +1,103 @@
+//! Shelf's HTTP server. The only crate that knows HTTP: it turns requests into service calls
+//! and outcomes into responses. It never picks a backend; the CLI (or a test) passes the
+//! `Store` and `ChangeBus` in.
+
+pub mod error;
+pub mod extract;
+pub mod handlers;
+mod openapi;
+pub mod realtime;
+pub mod service;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use shelf_bus::ChangeBus;
+use shelf_store::Store;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{AppState, ServerSettings};
+
+impl AppState {
+    /// Reads the database epoch once and bundles the seams for the handlers.
+    pub async fn new(store: Arc<dyn Store>, bus: Arc<dyn ChangeBus>, settings: ServerSettings) -> anyhow::Result<Self> {
+        let epoch = store.epoch().await?;
+        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new() })
+    }
+}
+
+/// The whole HTTP surface, documented routes first, then the JSON 404/405 fallbacks.
+pub fn app(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    openapi::router()
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A panic is a bug; the client still gets the standard error shape, never a dropped socket.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// Serves on an already-bound listener (tests bind 127.0.0.1:0) until `shutdown` resolves, then
+/// finishes in-flight requests. Also runs the tombstone purge while serving.
+/// On shutdown, open event streams get a retry hint and end, so the graceful wait completes.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_tombstones_periodically(state.clone()));
+    let sessions = tokio::spawn(close_ended_sessions_periodically(state.clone()));
+    let hub = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.begin_shutdown();
+    };
+    let service = app(state).into_make_service();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    purge.abort();
+    sessions.abort();
+    result
+}
+
+/// Ends streams whose session was revoked (on any instance) or expired, within one interval.
+async fn close_ended_sessions_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(state.settings.session_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let devices = state.hub.connected_devices();
+        match service::tickets::ended_sessions(state.store.as_ref(), &devices).await {
+            Ok(ended) => {
+                for device in ended {
+                    state.hub.close_device(device, shelf_api::ErrorCode::Unauthenticated);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not re-check stream sessions; will retry"),
+        }
+    }
+}
+
+async fn purge_tombstones_periodically(state: AppState) {
+    let retention = state.settings.tombstone_retention;
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Ok(retention) = time::Duration::try_from(retention) else { return };
+        let cutoff = service::auth::now() - retention;
+        match state.store.purge_tombstones(cutoff).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "purged expired tombstones"),
+            Err(error) => tracing::warn!(%error, "tombstone purge failed; will retry"),
+        }
+    }
+}

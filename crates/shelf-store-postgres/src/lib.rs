@@ -1,0 +1,180 @@
+//! Shelf's [`Store`] on PostgreSQL: the production backend, shared by any number of stateless
+//! server instances.
+//!
+//! Writers of one user serialise on that user's row lock (`SELECT … FOR UPDATE`), so versions
+//! never gap or repeat while different users write in parallel. Feed reads run in a
+//! repeatable-read snapshot.
+
+mod accounts;
+mod library;
+mod rows;
+mod write;
+
+use async_trait::async_trait;
+use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_store::{Applied, ChangesPage, NewSession, SessionAuth, SessionInfo, Store, StoreError, StoreResult, UserCredentials};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+/// A Store over one PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects, runs migrations and fixes the epoch on first use.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(StoreError::backend)?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(StoreError::backend)?;
+        sqlx::query("INSERT INTO shelf_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .execute(&pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for tests and tools that reach under the seam.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn epoch(&self) -> StoreResult<Epoch> {
+        let value: String = sqlx::query_scalar("SELECT value FROM shelf_meta WHERE key = 'epoch'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Epoch(value))
+    }
+
+    async fn create_user(&self, email: &Email, password_hash: &str, now: OffsetDateTime) -> StoreResult<UserId> {
+        accounts::create_user(&self.pool, email, password_hash, now).await
+    }
+
+    async fn user_credentials(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
+        accounts::user_credentials(&self.pool, email).await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        accounts::create_session(&self.pool, session).await
+    }
+
+    async fn session_by_token_hash(&self, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+        accounts::session_by_token_hash(&self.pool, token_hash, now).await
+    }
+
+    async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
+        accounts::touch_session(&self.pool, device, now).await
+    }
+
+    async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
+        accounts::list_sessions(&self.pool, user, now).await
+    }
+
+    async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
+        accounts::revoke_session(&self.pool, user, device).await
+    }
+
+    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
+        accounts::live_devices(&self.pool, devices, now).await
+    }
+
+    async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {
+        accounts::create_stream_ticket(&self.pool, ticket_hash, device, expires_at).await
+    }
+
+    async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+        accounts::consume_stream_ticket(&self.pool, ticket_hash, now).await
+    }
+
+    async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {
+        library::library_version(&self.pool, user).await
+    }
+
+    async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>> {
+        library::material(&self.pool, user, id).await
+    }
+
+    async fn list_materials(
+        &self,
+        user: UserId,
+        after: Option<MaterialId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Material, Option<Progress>)>> {
+        library::list_materials(&self.pool, user, after, limit).await
+    }
+
+    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+        write::apply(&self.pool, user, mutation, now).await
+    }
+
+    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {
+        library::changes_since(&self.pool, user, since, limit).await
+    }
+
+    async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+        write::purge_tombstones(&self.pool, older_than).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresStore;
+    use sqlx::Connection;
+
+    fn admin_url() -> String {
+        std::env::var("SHELF_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// A database that exists for one test.
+    struct TestDatabase(String);
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            let name = self.0.clone();
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                });
+            })
+            .join();
+        }
+    }
+
+    async fn fresh() -> (PostgresStore, TestDatabase) {
+        let admin = admin_url();
+        let name = format!("shelf_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL is needed for these tests");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (server, _) = admin.rsplit_once('/').unwrap();
+        let store = PostgresStore::connect(&format!("{server}/{name}")).await.unwrap();
+        (store, TestDatabase(name))
+    }
+
+    shelf_store::contract_tests!(fresh);
+}

@@ -121,3 +121,64 @@ pub async fn revoke_session(pool: &SqlitePool, user: UserId, device: DeviceId) -
         .map_err(db_err)?;
     Ok(done.rows_affected() > 0)
 }
+
+pub async fn live_devices(pool: &SqlitePool, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
+    let mut live = Vec::new();
+    // SQLite has no array parameters; chunks keep each statement under its variable limit.
+    for chunk in devices.chunks(500) {
+        let mut query = sqlx::QueryBuilder::new("SELECT id FROM sessions WHERE expires_at > ");
+        query.push_bind(micros(now)).push(" AND id IN (");
+        let mut list = query.separated(", ");
+        for device in chunk {
+            list.push_bind(device.0);
+        }
+        query.push(")");
+        let rows: Vec<Uuid> = query.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
+        live.extend(rows.into_iter().map(DeviceId));
+    }
+    Ok(live)
+}
+
+pub async fn create_stream_ticket(pool: &SqlitePool, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {
+    // Expired tickets of this device are cleared on the way, so the table stays small.
+    sqlx::query("DELETE FROM stream_tickets WHERE device_id = ? AND expires_at <= ?")
+        .bind(device.0)
+        .bind(micros(OffsetDateTime::now_utc()))
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("INSERT INTO stream_tickets (ticket_hash, device_id, expires_at) VALUES (?, ?, ?)")
+        .bind(ticket_hash)
+        .bind(device.0)
+        .bind(micros(expires_at))
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn consume_stream_ticket(pool: &SqlitePool, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+    let device: Option<Uuid> =
+        sqlx::query_scalar("DELETE FROM stream_tickets WHERE ticket_hash = ? AND expires_at > ? RETURNING device_id")
+            .bind(ticket_hash)
+            .bind(micros(now))
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+    let Some(device) = device else { return Ok(None) };
+    let row = sqlx::query("SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE id = ? AND expires_at > ?")
+        .bind(device)
+        .bind(micros(now))
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| {
+        Ok(SessionAuth {
+            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
+            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
+            last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
+            expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
+        })
+    })
+    .transpose()
+}

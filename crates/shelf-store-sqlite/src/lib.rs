@@ -117,6 +117,18 @@ impl Store for SqliteStore {
         accounts::revoke_session(&self.writer, user, device).await
     }
 
+    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
+        accounts::live_devices(&self.reader, devices, now).await
+    }
+
+    async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {
+        accounts::create_stream_ticket(&self.writer, ticket_hash, device, expires_at).await
+    }
+
+    async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
+        accounts::consume_stream_ticket(&self.writer, ticket_hash, now).await
+    }
+
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {
         library::library_version(&self.reader, user).await
     }

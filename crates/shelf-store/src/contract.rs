@@ -244,6 +244,36 @@ pub async fn au1_sessions_resolve_until_revoked_or_expired(store: &dyn Store) {
     assert!(store.session_by_token_hash(&live.token_hash, t).await.unwrap().is_none());
 }
 
+/// AU7: stream tickets are single use, expire, and die with their session.
+pub async fn au7_stream_tickets_are_single_use(store: &dyn Store) {
+    let u = user(store).await;
+    let t = now();
+    let session = NewSession {
+        device_id: DeviceId::new(),
+        user_id: u,
+        token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
+        device_name: "browser".into(),
+        created_at: t,
+        expires_at: t + Duration::days(1),
+    };
+    store.create_session(&session).await.unwrap();
+    let ticket = uuid::Uuid::new_v4().as_bytes().to_vec();
+    store.create_stream_ticket(&ticket, session.device_id, t + Duration::seconds(60)).await.unwrap();
+    let auth = store.consume_stream_ticket(&ticket, t).await.unwrap().unwrap();
+    assert_eq!((auth.user_id, auth.device_id), (u, session.device_id));
+    assert!(store.consume_stream_ticket(&ticket, t).await.unwrap().is_none(), "second use");
+    let expired = uuid::Uuid::new_v4().as_bytes().to_vec();
+    store.create_stream_ticket(&expired, session.device_id, t - Duration::seconds(1)).await.unwrap();
+    assert!(store.consume_stream_ticket(&expired, t).await.unwrap().is_none());
+    let orphaned = uuid::Uuid::new_v4().as_bytes().to_vec();
+    store.create_stream_ticket(&orphaned, session.device_id, t + Duration::seconds(60)).await.unwrap();
+    let other = DeviceId::new();
+    assert_eq!(store.live_devices(&[session.device_id, other], t).await.unwrap(), vec![session.device_id]);
+    store.revoke_session(u, session.device_id).await.unwrap();
+    assert!(store.consume_stream_ticket(&orphaned, t).await.unwrap().is_none());
+    assert!(store.live_devices(&[session.device_id], t).await.unwrap().is_empty());
+}
+
 /// Generates one `#[tokio::test]` per contract rule for a backend. `$fresh` is an async fn
 /// returning `(store, guard)`: a store over a fresh database, and whatever keeps it alive.
 #[macro_export]
@@ -256,7 +286,8 @@ macro_rules! contract_tests {
             cf3_pages_follow_whole_versions,
             cf4_purged_tombstones_require_resync,
             iso1_users_are_isolated,
-            au1_sessions_resolve_until_revoked_or_expired
+            au1_sessions_resolve_until_revoked_or_expired,
+            au7_stream_tickets_are_single_use
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {

@@ -55,6 +55,16 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes one of the user's sessions; false if the user has no such session.
     async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
 
+    /// Which of `devices` still have a live session (one query for any number of devices).
+    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>>;
+
+    /// Records a single-use stream ticket for a device session.
+    async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()>;
+
+    /// Deletes the ticket and returns its live session, if the ticket is unexpired and its
+    /// session is live. A ticket can be consumed at most once, even by concurrent requests.
+    async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
+
     // --- library ----------------------------------------------------------------------------
 
     /// The user's current library version: one indexed read.

@@ -1,0 +1,207 @@
+//! Test helpers: a real Shelf server on 127.0.0.1:0 over a fresh database, and an HTTP client
+//! with one method per verb. Each [`TestServer`] has its own database (a temporary SQLite file
+//! or a fresh PostgreSQL database) so tests never share state.
+
+mod database;
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shelf_bus::InProcessBus;
+use shelf_server::{AppState, ServerSettings};
+use shelf_store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use database::{Backend, TestDatabase};
+
+/// A running server with its own database.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub database: TestDatabase,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub token: String,
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `code` of an error body, or "" if there is none.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, ServerSettings::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, settings: ServerSettings) -> Self {
+        let database = TestDatabase::create(backend).await;
+        let store = database.open_store().await;
+        let bus = Arc::new(InProcessBus::new());
+        let state = AppState::new(store.clone(), bus, settings).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(shelf_server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
+            store,
+            database,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting, waits for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Self::reply(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers a fresh user and logs in once.
+    pub async fn user(&self) -> TestUser {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let password = "correct horse battery".to_owned();
+        let registered = self
+            .call(Method::POST, "/api/auth/register", None, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
+        let mut user = TestUser {
+            email,
+            password,
+            user_id: registered.body["userId"].as_str().expect("userId").to_owned(),
+            device_id: String::new(),
+            token: String::new(),
+        };
+        let login = self.login(&user, "first device").await;
+        user.device_id = login.body["deviceId"].as_str().expect("deviceId").to_owned();
+        user.token = login.body["token"].as_str().expect("token").to_owned();
+        user
+    }
+
+    /// Logs `user` in again as another device.
+    pub async fn login(&self, user: &TestUser, device_name: &str) -> Reply {
+        let body = json!({"email": user.email, "password": user.password, "deviceName": device_name});
+        let reply = self.call(Method::POST, "/api/auth/login", None, Some(body)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply
+    }
+
+    /// Creates a material and returns its response body.
+    pub async fn create_material(&self, token: &str, title: &str) -> Value {
+        let reply = self.post("/api/materials", token, json!({"title": title, "body": "text", "tags": ["t"]})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body
+    }
+
+    pub async fn library_version(&self, token: &str) -> i64 {
+        let reply = self.get("/api/library/version", token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["libraryVersion"].as_i64().expect("libraryVersion")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}

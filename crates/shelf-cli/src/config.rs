@@ -1,0 +1,208 @@
+//! One configuration, layered: defaults < `shelf.toml` < `SHELF_*` environment < flags.
+//! (clap resolves flag-over-environment; the file fills what both leave unset.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+const DAY: u64 = 24 * 3600;
+
+/// Flags of `shelf serve`. Every one can also come from `SHELF_<NAME>` or `shelf.toml`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Configuration file; `./shelf.toml` is read when present.
+    #[arg(long, env = "SHELF_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8787].
+    #[arg(long, env = "SHELF_LISTEN")]
+    pub listen: Option<String>,
+    /// Folder for the SQLite database and local files [default: ./shelf-data].
+    #[arg(long, env = "SHELF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file [default: SQLite in the data folder].
+    #[arg(long, env = "SHELF_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Days tombstones stay in the change feed [default: 30].
+    #[arg(long, env = "SHELF_TOMBSTONE_RETENTION_DAYS")]
+    pub tombstone_retention_days: Option<u64>,
+    /// Days a login stays valid [default: 30].
+    #[arg(long, env = "SHELF_SESSION_TTL_DAYS")]
+    pub session_ttl_days: Option<u64>,
+    /// Largest accepted request body in bytes [default: 4194304].
+    #[arg(long, env = "SHELF_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Mark the session cookie `Secure` (serve behind HTTPS) [default: false].
+    #[arg(long, env = "SHELF_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Seconds between heartbeat comments on event streams [default: 30].
+    #[arg(long, env = "SHELF_SSE_HEARTBEAT_SECS")]
+    pub sse_heartbeat_secs: Option<u64>,
+}
+
+/// `shelf.toml`: the same names as the flags, in kebab-case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub tombstone_retention_days: Option<u64>,
+    pub session_ttl_days: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub secure_cookies: Option<bool>,
+    pub sse_heartbeat_secs: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub tombstone_retention: Duration,
+    pub session_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub secure_cookies: bool,
+    pub sse_heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("tombstone_retention", &self.tombstone_retention)
+            .field("session_ttl", &self.session_ttl)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("sse_heartbeat", &self.sse_heartbeat)
+            .finish()
+    }
+}
+
+/// Hides the password in `scheme://user:password@host/...`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads the file named by `--config` (or `./shelf.toml` if it exists) and resolves.
+    pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None if Path::new("shelf.toml").exists() => read_file(Path::new("shelf.toml"))?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::resolve(args, file))
+    }
+
+    pub fn resolve(args: ServeArgs, file: FileConfig) -> Self {
+        Self {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".to_owned()),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shelf-data")),
+            database_url: args.database_url.or(file.database_url),
+            tombstone_retention: Duration::from_secs(
+                args.tombstone_retention_days.or(file.tombstone_retention_days).unwrap_or(30) * DAY,
+            ),
+            session_ttl: Duration::from_secs(args.session_ttl_days.or(file.session_ttl_days).unwrap_or(30) * DAY),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(4 * 1024 * 1024),
+            secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            sse_heartbeat: Duration::from_secs(args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(30).max(1)),
+        }
+    }
+
+    /// The database to open: the configured URL, or `shelf.db` in the data folder.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("shelf.db").display()))
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+}
+
+const KNOWN_ENV: &[&str] = &[
+    "SHELF_CONFIG",
+    "SHELF_LISTEN",
+    "SHELF_DATA_DIR",
+    "SHELF_DATABASE_URL",
+    "SHELF_TOMBSTONE_RETENTION_DAYS",
+    "SHELF_SESSION_TTL_DAYS",
+    "SHELF_MAX_BODY_BYTES",
+    "SHELF_SECURE_COOKIES",
+    "SHELF_SSE_HEARTBEAT_SECS",
+];
+
+/// `SHELF_*` variables this version does not read: usually a typo worth a warning.
+pub fn unknown_env_names() -> Vec<String> {
+    std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("SHELF_") && !KNOWN_ENV.contains(&name.as_str()) && !name.starts_with("SHELF_TEST_"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn layers_resolve_flag_over_env_over_file_over_default() {
+        let file = FileConfig {
+            listen: Some("127.0.0.1:1".into()),
+            data_dir: Some("from-file".into()),
+            session_ttl_days: Some(7),
+            ..Default::default()
+        };
+        // The variable names are unique to this test, so no other test races on them.
+        std::env::set_var("SHELF_DATA_DIR", "from-env");
+        std::env::set_var("SHELF_LISTEN", "127.0.0.1:2");
+        let cli = Cli::try_parse_from(["shelf", "--listen", "127.0.0.1:3"]).unwrap();
+        let config = Config::resolve(cli.serve, file);
+        std::env::remove_var("SHELF_DATA_DIR");
+        std::env::remove_var("SHELF_LISTEN");
+        assert_eq!(config.listen, "127.0.0.1:3"); // flag beats env and file
+        assert_eq!(config.data_dir, PathBuf::from("from-env")); // env beats file
+        assert_eq!(config.session_ttl, Duration::from_secs(7 * DAY)); // file beats default
+        assert_eq!(config.max_body_bytes, 4 * 1024 * 1024); // default
+        assert_eq!(config.database_url(), "sqlite://from-env/shelf.db");
+    }
+
+    #[test]
+    fn database_password_is_redacted() {
+        let config = Config::resolve(
+            ServeArgs { database_url: Some("postgres://shelf:hunter2@db/shelf".into()), ..Default::default() },
+            FileConfig::default(),
+        );
+        let shown = format!("{config:?}");
+        assert!(shown.contains("postgres://shelf:***@db/shelf"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn file_rejects_unknown_keys() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:80\"\ndata-dir = \"/var/lib/shelf\"").unwrap();
+        assert_eq!(file.data_dir, Some(PathBuf::from("/var/lib/shelf")));
+    }
+}

@@ -1,0 +1,95 @@
+//! The one place where outcomes become HTTP statuses and `{code, message}` bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use shelf_api::{ErrorBody, ErrorCode};
+use shelf_core::{PlanError, ValidationError};
+use shelf_store::StoreError;
+
+/// Every way a request can fail. Handlers return it with `?`; nothing else builds error bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    #[error("{1}")]
+    BadRequest(ErrorCode, String),
+    #[error("authentication required: send a valid Bearer token or session cookie")]
+    Unauthenticated,
+    #[error("wrong e-mail address or password")]
+    InvalidCredentials,
+    #[error("cookie-authenticated requests that change data need the X-Shelf-Csrf header or a same-origin Origin")]
+    CsrfRejected,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("this e-mail address is already registered")]
+    EmailTaken,
+    #[error("a material with this id already exists")]
+    MaterialExists,
+    #[error("the change feed no longer covers your cursor; start again from since=0")]
+    ResyncRequired,
+    #[error("request body exceeds the server's size limit (max_body_bytes)")]
+    PayloadTooLarge,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        match self {
+            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed),
+            ApiError::BadRequest(ErrorCode::UnsupportedMediaType, _) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType)
+            }
+            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            ApiError::CsrfRejected => (StatusCode::FORBIDDEN, ErrorCode::CsrfRejected),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
+            ApiError::MaterialExists => (StatusCode::CONFLICT, ErrorCode::MaterialExists),
+            ApiError::ResyncRequired => (StatusCode::GONE, ErrorCode::ResyncRequired),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Plan(PlanError::MaterialNotFound) => ApiError::NotFound("material"),
+            StoreError::Plan(PlanError::ProgressNotFound) => ApiError::NotFound("progress"),
+            StoreError::Plan(PlanError::MaterialExists) => ApiError::MaterialExists,
+            StoreError::EmailTaken => ApiError::EmailTaken,
+            // Only reachable if an account is deleted under a live session.
+            StoreError::UserNotFound => ApiError::Unauthenticated,
+            StoreError::ResyncRequired { .. } => ApiError::ResyncRequired,
+            backend @ StoreError::Backend(_) => ApiError::Internal(anyhow::Error::new(backend)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            // The cause chain goes to the log; the client gets a generic message.
+            let cause: &dyn std::error::Error = &self;
+            tracing::error!(error = %self, cause = ?std::error::Error::source(cause), "request failed");
+        }
+        let message = match &self {
+            ApiError::BadRequest(_, message) => message.clone(),
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody { code, message })).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

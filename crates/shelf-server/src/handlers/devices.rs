@@ -1,0 +1,42 @@
+//! `GET /api/devices`, `DELETE /api/devices/{deviceId}`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use shelf_api::{DeviceView, ErrorBody};
+use shelf_core::DeviceId;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::extract::{CurrentDevice, Json, Path};
+use crate::service::auth;
+use crate::state::AppState;
+
+/// The current user's live sessions, oldest first.
+#[utoipa::path(get, path = "/api/devices", tag = "devices", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = [DeviceView]), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<Vec<DeviceView>>> {
+    let sessions = auth::devices(state.store.as_ref(), device.user_id).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|s| DeviceView {
+                device_id: s.device_id.0,
+                device_name: s.device_name,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                current: s.device_id == device.device_id,
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes one session; its token is refused from the next request on.
+#[utoipa::path(delete, path = "/api/devices/{deviceId}", tag = "devices", security(("bearer" = []), ("cookie" = [])),
+    params(("deviceId" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn revoke(State(state): State<AppState>, device: CurrentDevice, Path(target): Path<Uuid>) -> ApiResult<StatusCode> {
+    auth::revoke(state.store.as_ref(), device.user_id, DeviceId(target)).await?;
+    // Streams on this instance end now; other instances notice within a session-check interval.
+    state.hub.close_device(DeviceId(target), shelf_api::ErrorCode::Unauthenticated);
+    Ok(StatusCode::NO_CONTENT)
+}

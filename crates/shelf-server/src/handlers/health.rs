@@ -1,0 +1,24 @@
+//! Liveness and readiness.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use shelf_api::ErrorBody;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200), (status = 503, description = "service_unavailable", body = ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
+    state.store.ping().await.map_err(ApiError::Unavailable)?;
+    Ok((StatusCode::OK, Json(json!({"status": "ready", "database": state.store.backend_name()}))))
+}

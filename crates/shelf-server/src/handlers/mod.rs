@@ -1,0 +1,8 @@
+//! Thin HTTP handlers: extract, call one service function, shape the response.
+
+pub mod auth;
+pub mod devices;
+pub mod health;
+pub mod library;
+pub mod materials;
+pub mod progress;

@@ -1,0 +1,37 @@
+//! `PUT` and `DELETE /api/materials/{id}/progress`.
+
+use axum::extract::State;
+use shelf_api::{DeletedResponse, ErrorBody, ProgressInput, ProgressMutationResponse, ProgressView};
+use shelf_core::{LibraryMutation, MaterialId};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{CurrentDevice, Json, Path};
+use crate::service::library;
+use crate::state::AppState;
+
+/// Sets progress fields; `studySecondsDelta` adds to the study-time counter.
+#[utoipa::path(put, path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path)), request_body = ProgressInput,
+    responses((status = 200, body = ProgressMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path(id): Path<Uuid>,
+    Json(input): Json<ProgressInput>,
+) -> ApiResult<Json<ProgressMutationResponse>> {
+    let mutation = LibraryMutation::SetProgress { material_id: MaterialId(id), update: library::parse_progress(&input)? };
+    let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
+    let progress = applied.progress.as_ref().ok_or(ApiError::NotFound("progress"))?;
+    Ok(Json(ProgressMutationResponse { progress: ProgressView::from(progress), library_version: applied.library_version.0 }))
+}
+
+/// Removes a material's progress.
+#[utoipa::path(delete, path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<DeletedResponse>> {
+    let mutation = LibraryMutation::DeleteProgress { material_id: MaterialId(id) };
+    let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
+    Ok(Json(DeletedResponse { library_version: applied.library_version.0 }))
+}

@@ -1,0 +1,89 @@
+//! Which devices have open streams on this instance, so revocation and shutdown can end them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use shelf_api::ErrorCode;
+use shelf_core::DeviceId;
+use tokio::sync::watch;
+
+/// Registry of open streams per device, plus the instance-wide shutdown signal.
+pub struct StreamHub {
+    devices: Mutex<HashMap<DeviceId, DeviceStreams>>,
+    shutdown: watch::Sender<bool>,
+}
+
+struct DeviceStreams {
+    closed: watch::Sender<Option<ErrorCode>>,
+    open: usize,
+}
+
+/// Held by each open stream; deregisters it when dropped.
+pub struct StreamRegistration {
+    hub: Arc<StreamHub>,
+    device: DeviceId,
+    pub closed: watch::Receiver<Option<ErrorCode>>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Default for StreamHub {
+    fn default() -> Self {
+        Self { devices: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0 }
+    }
+}
+
+impl StreamHub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn devices(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, DeviceStreams>> {
+        self.devices.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn register(self: &Arc<Self>, device: DeviceId) -> StreamRegistration {
+        let closed = {
+            let mut devices = self.devices();
+            let entry = devices
+                .entry(device)
+                .or_insert_with(|| DeviceStreams { closed: watch::channel(None).0, open: 0 });
+            entry.open += 1;
+            entry.closed.subscribe()
+        };
+        StreamRegistration { hub: self.clone(), device, closed, shutdown: self.shutdown.subscribe() }
+    }
+
+    /// Ends every stream of `device` with a final `auth` event carrying `code`.
+    pub fn close_device(&self, device: DeviceId, code: ErrorCode) {
+        if let Some(streams) = self.devices().get(&device) {
+            streams.closed.send_replace(Some(code));
+        }
+    }
+
+    /// Devices with at least one open stream here.
+    pub fn connected_devices(&self) -> Vec<DeviceId> {
+        self.devices().keys().copied().collect()
+    }
+
+    /// Number of open streams on this instance.
+    pub fn open_streams(&self) -> usize {
+        self.devices().values().map(|d| d.open).sum()
+    }
+
+    /// Asks every stream to send a retry hint and end (SIGTERM).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl Drop for StreamRegistration {
+    fn drop(&mut self) {
+        let mut devices = self.hub.devices();
+        if let Some(streams) = devices.get_mut(&self.device) {
+            streams.open -= 1;
+            if streams.open == 0 {
+                devices.remove(&self.device);
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The transport-independent stream of one connection: what to send next, and when.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shelf_api::ErrorCode;
+use shelf_core::{LibraryVersion, UserId};
+use tokio::sync::watch;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::handlers::library::change_view;
+use crate::realtime::hub::StreamRegistration;
+use crate::state::AppState;
+
+/// Largest delta carried inside an event with `?changes=1`; beyond it the event says `resync`.
+pub const MAX_INLINE_CHANGES: u32 = 100;
+
+/// One thing to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamMessage {
+    /// The library is at `version`; `payload` is the JSON body (`libraryVersion`, `epoch`, and
+    /// with `?changes=1` either `changes` or `resync: true`).
+    Version { version: LibraryVersion, payload: Value },
+    Heartbeat,
+    /// The session ended (revoked or expired): last message.
+    Auth(ErrorCode),
+    /// The server is stopping: last message, with a reconnect hint.
+    Shutdown,
+}
+
+enum Phase {
+    Start,
+    Running,
+    Done,
+}
+
+/// Per-connection state. Memory is constant: the bus keeps only the latest version.
+pub struct VersionStream {
+    state: AppState,
+    user: UserId,
+    versions: watch::Receiver<Option<LibraryVersion>>,
+    registration: StreamRegistration,
+    heartbeat: Interval,
+    last_sent: Option<LibraryVersion>,
+    with_changes: bool,
+    phase: Phase,
+}
+
+impl VersionStream {
+    /// `last_event_id` is the version the client already has (from `Last-Event-ID`).
+    pub fn new(
+        state: AppState,
+        user: UserId,
+        registration: StreamRegistration,
+        heartbeat: Duration,
+        last_event_id: Option<LibraryVersion>,
+        with_changes: bool,
+    ) -> Self {
+        // Subscribe before reading the current version, so no commit falls in between.
+        let versions = state.bus.subscribe(user);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self { state, user, versions, registration, heartbeat, last_sent: last_event_id, with_changes, phase: Phase::Start }
+    }
+
+    /// The next message, or `None` once the stream is over.
+    pub async fn next(&mut self) -> Option<StreamMessage> {
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Start => {
+                    self.phase = Phase::Running;
+                    return Some(match self.state.store.library_version(self.user).await {
+                        Ok(current) => {
+                            let announced = *self.versions.borrow_and_update();
+                            self.version_message(current.max(announced.unwrap_or(current))).await
+                        }
+                        Err(_) => {
+                            self.phase = Phase::Done;
+                            StreamMessage::Auth(ErrorCode::Unauthenticated)
+                        }
+                    });
+                }
+                Phase::Running => {}
+            }
+            tokio::select! {
+                biased;
+                _ = self.registration.shutdown.changed() => {
+                    self.phase = Phase::Done;
+                    return Some(StreamMessage::Shutdown);
+                }
+                _ = self.registration.closed.changed() => {
+                    let code = (*self.registration.closed.borrow()).unwrap_or(ErrorCode::Unauthenticated);
+                    self.phase = Phase::Done;
+                    return Some(StreamMessage::Auth(code));
+                }
+                changed = self.versions.changed() => {
+                    if changed.is_err() {
+                        // The bus dropped this user's channel: resubscribe and re-read.
+                        self.versions = self.state.bus.subscribe(self.user);
+                        self.phase = Phase::Start;
+                        continue;
+                    }
+                    let Some(version) = *self.versions.borrow_and_update() else { continue };
+                    if self.last_sent.is_some_and(|sent| version <= sent) {
+                        continue;
+                    }
+                    return Some(self.version_message(version).await);
+                }
+                _ = self.heartbeat.tick() => return Some(StreamMessage::Heartbeat),
+            }
+        }
+    }
+
+    async fn version_message(&mut self, version: LibraryVersion) -> StreamMessage {
+        let mut payload = json!({"libraryVersion": version.0, "epoch": self.state.epoch.0});
+        if self.with_changes {
+            let since = self.last_sent.unwrap_or(LibraryVersion(0));
+            match self.state.store.changes_since(self.user, since, MAX_INLINE_CHANGES).await {
+                Ok(page) if !page.has_more => {
+                    payload["changes"] = Value::Array(
+                        page.changes.iter().map(|c| serde_json::to_value(change_view(c)).unwrap_or(Value::Null)).collect(),
+                    );
+                    payload["libraryVersion"] = json!(page.library_version.0.max(version.0));
+                }
+                _ => payload["resync"] = Value::Bool(true),
+            }
+        }
+        let sent = LibraryVersion(payload["libraryVersion"].as_i64().unwrap_or(version.0));
+        self.last_sent = Some(sent);
+        StreamMessage::Version { version: sent, payload }
+    }
+}

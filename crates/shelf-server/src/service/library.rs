@@ -1,0 +1,92 @@
+//! Library use cases: parse requests into mutations, apply them, announce committed versions.
+
+use shelf_api::{CreateMaterialRequest, ProgressInput, UpdateMaterialRequest};
+use shelf_bus::ChangeBus;
+use shelf_core::{
+    LibraryMutation, LibraryVersion, Material, MaterialBody, MaterialId, MaterialPatch, MaterialTitle, PercentComplete,
+    Position, Progress, ProgressUpdate, Tags, UserId,
+};
+use shelf_store::{Applied, ChangesPage, Store};
+
+use crate::error::{ApiError, ApiResult};
+use crate::service::auth::now;
+
+/// Applies one mutation and, once it has committed, announces the new version.
+pub async fn apply(store: &dyn Store, bus: &dyn ChangeBus, user: UserId, mutation: LibraryMutation) -> ApiResult<Applied> {
+    let applied = store.apply(user, &mutation, now()).await?;
+    if applied.changed {
+        bus.publish(user, applied.library_version);
+    }
+    Ok(applied)
+}
+
+pub fn parse_progress(input: &ProgressInput) -> ApiResult<ProgressUpdate> {
+    Ok(ProgressUpdate {
+        percent_complete: input.percent_complete.map(PercentComplete::parse).transpose()?,
+        position: input.position.as_deref().map(Position::parse).transpose()?,
+        study_seconds_delta: ProgressUpdate::parse_study_seconds_delta(input.study_seconds_delta)?,
+        completed: input.completed,
+        last_studied_at: input.last_studied_at.map(shelf_core::truncate_to_micros),
+    })
+}
+
+pub fn parse_create(request: &CreateMaterialRequest) -> ApiResult<LibraryMutation> {
+    Ok(LibraryMutation::CreateMaterial {
+        id: request.id.map(MaterialId).unwrap_or_default(),
+        title: MaterialTitle::parse(&request.title)?,
+        body: MaterialBody::parse(&request.body)?,
+        tags: Tags::parse(&request.tags)?,
+        progress: request.progress.as_ref().map(parse_progress).transpose()?,
+    })
+}
+
+pub fn parse_update(id: MaterialId, request: &UpdateMaterialRequest) -> ApiResult<LibraryMutation> {
+    Ok(LibraryMutation::UpdateMaterial {
+        id,
+        patch: MaterialPatch {
+            title: request.title.as_deref().map(MaterialTitle::parse).transpose()?,
+            body: request.body.as_deref().map(MaterialBody::parse).transpose()?,
+            tags: request.tags.as_deref().map(Tags::parse).transpose()?,
+        },
+        progress: request.progress.as_ref().map(parse_progress).transpose()?,
+    })
+}
+
+pub async fn material(store: &dyn Store, user: UserId, id: MaterialId) -> ApiResult<(Material, Option<Progress>)> {
+    store.material(user, id).await?.ok_or(ApiError::NotFound("material"))
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+pub async fn list(
+    store: &dyn Store,
+    user: UserId,
+    cursor: Option<MaterialId>,
+    limit: Option<u32>,
+) -> ApiResult<(Vec<(Material, Option<Progress>)>, Option<MaterialId>)> {
+    let limit = page_limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let items = store.list_materials(user, cursor, limit).await?;
+    let next = if items.len() == limit as usize { items.last().map(|(m, _)| m.id) } else { None };
+    Ok((items, next))
+}
+
+pub const DEFAULT_CHANGES: u32 = 500;
+pub const MAX_CHANGES: u32 = 1000;
+
+pub async fn changes(store: &dyn Store, user: UserId, since: Option<i64>, limit: Option<u32>) -> ApiResult<ChangesPage> {
+    let limit = page_limit(limit, DEFAULT_CHANGES, MAX_CHANGES)?;
+    let since = since.unwrap_or(0);
+    if since < 0 {
+        return Err(shelf_core::ValidationError::new("since", "must be 0 or a library version").into());
+    }
+    Ok(store.changes_since(user, LibraryVersion(since), limit).await?)
+}
+
+fn page_limit(limit: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(shelf_core::ValidationError::new("limit", format!("must be from 1 to {max}")).into()),
+    }
+}

@@ -1,0 +1,51 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shelf_bus::ChangeBus;
+use shelf_core::Epoch;
+use shelf_store::Store;
+
+/// Tunables of the HTTP server itself; the CLI fills them from flags, env and `shelf.toml`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long a login stays valid.
+    pub session_ttl: Duration,
+    /// How long tombstones stay in the change feed before clients must resync.
+    pub tombstone_retention: Duration,
+    /// Whether the session cookie is marked `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Interval of heartbeat comments on event streams.
+    pub sse_heartbeat: Duration,
+    /// How often open streams' sessions are re-checked (revocation by another instance, expiry).
+    pub session_check_interval: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            tombstone_retention: Duration::from_secs(30 * 24 * 3600),
+            secure_cookies: false,
+            sse_heartbeat: Duration::from_secs(30),
+            session_check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Shared by all requests. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn ChangeBus>,
+    pub settings: Arc<ServerSettings>,
+    /// Read once at start: the epoch never changes while the database is open.
+    pub epoch: Epoch,
+    /// Open event streams on this instance.
+    pub hub: Arc<crate::realtime::StreamHub>,
+}
+

@@ -1,0 +1,142 @@
+//! Library reads: version, materials, and the change feed.
+
+use shelf_core::{ChangeKind, ChangeOp, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_store::{trim_to_whole_versions, Change, ChangeData, ChangesPage, StoreError, StoreResult, TrimmedPage};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::db_err;
+use crate::rows;
+
+pub async fn library_version(pool: &PgPool, user: UserId) -> StoreResult<LibraryVersion> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT library_version FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
+}
+
+const MATERIAL_WITH_PROGRESS: &str = "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version,
+        p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
+        p.study_seconds AS p_study_seconds, p.completed AS p_completed,
+        p.last_studied_at AS p_last_studied_at, p.version AS p_version
+    FROM materials m LEFT JOIN progress p ON p.user_id = m.user_id AND p.material_id = m.id";
+
+fn material_with_progress(row: &PgRow) -> StoreResult<(Material, Option<Progress>)> {
+    let has_progress: Option<Uuid> = row.try_get("p_material_id").map_err(db_err)?;
+    let progress = has_progress.map(|_| rows::progress(row, "p_")).transpose()?;
+    Ok((rows::material(row, "")?, progress))
+}
+
+pub async fn material(pool: &PgPool, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>> {
+    let row = sqlx::query(&format!("{MATERIAL_WITH_PROGRESS} WHERE m.user_id = $1 AND m.id = $2"))
+        .bind(user.0)
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(material_with_progress).transpose()
+}
+
+pub async fn list_materials(
+    pool: &PgPool,
+    user: UserId,
+    after: Option<MaterialId>,
+    limit: u32,
+) -> StoreResult<Vec<(Material, Option<Progress>)>> {
+    let after = after.map(|a| a.0);
+    let rows = sqlx::query(&format!(
+        "{MATERIAL_WITH_PROGRESS} WHERE m.user_id = $1 AND ($2::uuid IS NULL OR m.id > $2) ORDER BY m.id LIMIT $3"
+    ))
+    .bind(user.0)
+    .bind(after)
+    .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(material_with_progress).collect()
+}
+
+const FEED: &str = "SELECT c.kind, c.entity_id, c.version AS change_version, c.op,
+        m.id AS m_id, m.title AS m_title, m.body AS m_body, m.tags AS m_tags, m.created_at AS m_created_at,
+        m.updated_at AS m_updated_at, m.version AS m_version,
+        p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
+        p.study_seconds AS p_study_seconds, p.completed AS p_completed,
+        p.last_studied_at AS p_last_studied_at, p.version AS p_version
+    FROM library_changes c
+    LEFT JOIN materials m ON c.op = 'upsert' AND c.kind = 'material' AND m.user_id = c.user_id AND m.id = c.entity_id
+    LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id";
+
+fn change(row: &PgRow) -> StoreResult<Change> {
+    let kind: String = row.try_get("kind").map_err(db_err)?;
+    let op: String = row.try_get("op").map_err(db_err)?;
+    let corrupt = || StoreError::backend(std::io::Error::other(format!("unknown change kind/op {kind}/{op}")));
+    let kind = ChangeKind::parse(&kind).ok_or_else(corrupt)?;
+    let op = ChangeOp::parse(&op).ok_or_else(corrupt)?;
+    let data = match (op, kind) {
+        (ChangeOp::Delete, _) => None,
+        (ChangeOp::Upsert, ChangeKind::Material) => Some(ChangeData::Material(rows::material(row, "m_")?)),
+        (ChangeOp::Upsert, ChangeKind::Progress) => Some(ChangeData::Progress(rows::progress(row, "p_")?)),
+    };
+    Ok(Change {
+        kind,
+        id: MaterialId(row.try_get("entity_id").map_err(db_err)?),
+        op,
+        version: LibraryVersion(row.try_get("change_version").map_err(db_err)?),
+        data,
+    })
+}
+
+pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {
+    // One repeatable-read transaction: the version, horizon and rows come from one snapshot.
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let row = sqlx::query("SELECT library_version, feed_horizon FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::UserNotFound)?;
+    let library_version = LibraryVersion(row.try_get("library_version").map_err(db_err)?);
+    let horizon: i64 = row.try_get("feed_horizon").map_err(db_err)?;
+    if (since.0 != 0 && since.0 < horizon) || since > library_version || since.0 < 0 {
+        return Err(StoreError::ResyncRequired { since });
+    }
+    let rows = feed_rows(&mut tx, user, since, i64::MAX, i64::from(limit) + 1).await?;
+    let (changes, has_more) = match trim_to_whole_versions(rows, limit as usize) {
+        TrimmedPage::Page { changes, has_more } => (changes, has_more),
+        TrimmedPage::WholeVersion(version) => {
+            (feed_rows(&mut tx, user, LibraryVersion(version.0 - 1), version.0, i64::MAX).await?, true)
+        }
+    };
+    tx.commit().await.map_err(db_err)?;
+    let next_since = match (has_more, changes.last()) {
+        (true, Some(last)) => last.version,
+        _ => library_version,
+    };
+    Ok(ChangesPage { library_version, changes, has_more, next_since })
+}
+
+async fn feed_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    user: UserId,
+    since: LibraryVersion,
+    until: i64,
+    limit: i64,
+) -> StoreResult<Vec<Change>> {
+    let sql = format!("{FEED} WHERE c.user_id = $1 AND c.version > $2 AND c.version <= $3 ORDER BY c.version, c.kind LIMIT $4");
+    let rows = sqlx::query(&sql)
+        .bind(user.0)
+        .bind(since.0)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(change).collect()
+}

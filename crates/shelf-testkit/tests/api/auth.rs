@@ -1,0 +1,150 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use shelf_testkit::{Backend, TestServer};
+
+shelf_testkit::on_every_backend!(
+    au2_register_validates_and_rejects_duplicates,
+    au3_login_gives_token_and_cookie_and_same_error_for_unknown_email,
+    au4_every_api_route_needs_a_session,
+    au5_cookie_sessions_need_csrf_proof_for_changes,
+    au6_revoked_devices_are_refused_from_the_next_request,
+);
+
+async fn au2_register_validates_and_rejects_duplicates(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let register = |email: &str, password: &str| {
+        server.call(Method::POST, "/api/auth/register", None, Some(json!({"email": email, "password": password})))
+    };
+    let created = register("Ada@Example.com", "long enough").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert!(created.body["userId"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+    let taken = register("ada@example.com", "another one").await;
+    assert_eq!((taken.status, taken.code()), (StatusCode::CONFLICT, "email_taken"));
+    let bad_email = register("not-an-email", "long enough").await;
+    assert_eq!((bad_email.status, bad_email.code()), (StatusCode::BAD_REQUEST, "validation_failed"));
+    let short = register("bob@example.com", "1234567").await;
+    assert_eq!((short.status, short.code()), (StatusCode::BAD_REQUEST, "validation_failed"));
+    assert!(short.body["message"].as_str().unwrap().contains("8"));
+}
+
+async fn au3_login_gives_token_and_cookie_and_same_error_for_unknown_email(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let login = server.login(&user, "phone").await;
+    let token = login.body["token"].as_str().unwrap();
+    assert!(token.len() >= 22, "token must carry at least 128 bits");
+    assert!(login.body["expiresAt"].as_str().is_some());
+    assert_eq!(login.body["userId"], user.user_id.as_str());
+    let cookie = login.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with(&format!("shelf_session={token}")));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+
+    let wrong = server
+        .call(Method::POST, "/api/auth/login", None, Some(json!({"email": user.email, "password": "wrong password"})))
+        .await;
+    let unknown = server
+        .call(Method::POST, "/api/auth/login", None, Some(json!({"email": "nobody@example.com", "password": "wrong password"})))
+        .await;
+    assert_eq!((wrong.status, wrong.code()), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.status, unknown.status);
+}
+
+async fn au4_every_api_route_needs_a_session(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let id = uuid::Uuid::new_v4();
+    let routes = [
+        (Method::GET, "/api/devices".to_owned()),
+        (Method::GET, "/api/materials".to_owned()),
+        (Method::POST, "/api/materials".to_owned()),
+        (Method::GET, format!("/api/materials/{id}")),
+        (Method::PATCH, format!("/api/materials/{id}")),
+        (Method::DELETE, format!("/api/materials/{id}")),
+        (Method::PUT, format!("/api/materials/{id}/progress")),
+        (Method::DELETE, format!("/api/materials/{id}/progress")),
+        (Method::GET, "/api/library/version".to_owned()),
+        (Method::GET, "/api/library/changes?since=0".to_owned()),
+        (Method::POST, "/api/auth/logout".to_owned()),
+        (Method::DELETE, format!("/api/devices/{id}")),
+    ];
+    for (method, path) in routes {
+        let anonymous = server.call(method.clone(), &path, None, Some(json!({}))).await;
+        assert_eq!((anonymous.status, anonymous.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{method} {path}");
+        let forged = server.call(method.clone(), &path, Some("not-a-real-token"), Some(json!({}))).await;
+        assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+}
+
+async fn au5_cookie_sessions_need_csrf_proof_for_changes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let cookie = format!("shelf_session={}", user.token);
+    let read = server.client.get(server.url("/api/library/version")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let body = json!({"title": "via cookie"});
+    let forged = server.client.post(server.url("/api/materials")).header("cookie", &cookie).json(&body).send().await.unwrap();
+    let forged = TestServer::reply(forged).await;
+    assert_eq!((forged.status, forged.code()), (StatusCode::FORBIDDEN, "csrf_rejected"));
+    let cross_site = server
+        .client
+        .post(server.url("/api/materials"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    let same_origin = server
+        .client
+        .post(server.url("/api/materials"))
+        .header("cookie", &cookie)
+        .header("origin", &server.base)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), StatusCode::CREATED);
+    let with_header = server
+        .client
+        .post(server.url("/api/materials"))
+        .header("cookie", &cookie)
+        .header("x-shelf-csrf", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_header.status(), StatusCode::CREATED);
+    assert_eq!(server.library_version(&user.token).await, 3);
+}
+
+async fn au6_revoked_devices_are_refused_from_the_next_request(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let phone = server.login(&user, "phone").await;
+    let phone_token = phone.body["token"].as_str().unwrap();
+    let phone_id = phone.body["deviceId"].as_str().unwrap();
+
+    let devices = server.get("/api/devices", &user.token).await;
+    assert_eq!(devices.status, StatusCode::OK);
+    let list = devices.body.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let current: Vec<_> = list.iter().filter(|d| d["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["deviceId"], user.device_id.as_str());
+    assert!(list.iter().any(|d| d["deviceName"] == "phone" && d["lastSeenAt"].is_string() && d["createdAt"].is_string()));
+
+    let other = server.user().await;
+    let foreign = server.delete(&format!("/api/devices/{phone_id}"), &other.token).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(server.get("/api/library/version", phone_token).await.status, StatusCode::OK);
+
+    let revoked = server.delete(&format!("/api/devices/{phone_id}"), &user.token).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let refused = server.get("/api/library/version", phone_token).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+
+    let logout = server.call(Method::POST, "/api/auth/logout", Some(&user.token), None).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.get("/api/library/version", &user.token).await.status, StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,10 @@
+//! HTTP API tests: each test starts a real server on 127.0.0.1:0 and runs on SQLite and on
+//! PostgreSQL. Test names cite rule ids from docs/spec.md.
+
+mod atomicity;
+mod auth;
+mod concurrency;
+mod edges;
+mod feed;
+mod isolation;
+mod materials;
