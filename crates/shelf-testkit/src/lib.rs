@@ -3,6 +3,7 @@
 //! or a fresh PostgreSQL database) so tests never share state.
 
 mod database;
+pub mod sse;
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use shelf_store::Store;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use database::{Backend, TestDatabase};
+pub use database::{postgres_admin_url, Backend, TestDatabase};
+pub use sse::{SseEvent, SseReader};
 
 /// A running server with its own database.
 pub struct TestServer {
@@ -166,6 +168,15 @@ impl TestServer {
         let reply = self.post("/api/materials", token, json!({"title": title, "body": "text", "tags": ["t"]})).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         reply.body
+    }
+
+    /// Opens `/api/library-version-events` with a bearer token and extra query/headers.
+    pub async fn events(&self, token: &str, query: &str, last_event_id: Option<i64>) -> SseReader {
+        let mut request = self.client.get(self.url(&format!("/api/library-version-events{query}"))).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        SseReader::new(request.send().await.expect("stream opened"))
     }
 
     pub async fn library_version(&self, token: &str) -> i64 {

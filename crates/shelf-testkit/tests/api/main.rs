@@ -8,3 +8,4 @@ mod edges;
 mod feed;
 mod isolation;
 mod materials;
+mod realtime;
