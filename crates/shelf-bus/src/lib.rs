@@ -1,77 +1,93 @@
 //! Where committed library changes are announced.
 //!
-//! The server calls [`ChangeBus::publish`] only after a transaction commits, and streams
-//! subscribe per user. Each user has a `watch` channel holding the latest version: a slow
-//! subscriber never queues events, it just sees the newest version when it next looks, so memory
-//! per subscriber is constant (spec RT3). The real-time issue puts cross-instance fan-out behind
-//! this same trait.
+//! The server calls [`ChangeBus::publish`] only after a transaction commits; streams subscribe
+//! per user. Every implementation delivers into [`LocalChannels`]: one `watch` channel per user
+//! holding the latest version, so a slow subscriber never queues events — it sees the newest
+//! version when it next looks, and memory per subscriber is constant (spec RT3).
+//!
+//! Cross-instance buses ([`PostgresBus`], [`RedisBus`]) are at-most-once transports. What makes
+//! them safe is recovery: after any reconnect they re-read, from the database, the versions of
+//! every user subscribed on this instance, and while disconnected they poll those versions, so
+//! a stream always ends at the right version even if messages were lost.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod local;
+pub mod postgres;
+mod recovery;
+mod redis_bus;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use shelf_core::{LibraryVersion, UserId};
 use tokio::sync::watch;
 
-/// Announces committed library versions to subscribers on this instance (and, for
-/// cross-instance implementations, to the other instances).
+pub use local::{InProcessBus, LocalChannels};
+pub use postgres::PostgresBus;
+pub use redis_bus::RedisBus;
+
+/// Announces committed library versions to subscribers on this instance and, for
+/// cross-instance implementations, to every other instance.
 pub trait ChangeBus: Send + Sync + 'static {
-    /// Announces that `user`'s library committed `version`. Never blocks; versions lower than
-    /// one already announced are ignored, so announcements may arrive out of order.
+    /// Announces that `user`'s library committed `version`. Never blocks; versions lower than one
+    /// already delivered are ignored, so announcements may arrive out of order or twice.
     fn publish(&self, user: UserId, version: LibraryVersion);
 
     /// A receiver of `user`'s latest announced version (`None` until something is announced).
     fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>>;
-}
 
-/// Fan-out within one process: the embedded default.
-#[derive(Default)]
-pub struct InProcessBus {
-    users: Mutex<HashMap<UserId, watch::Sender<Option<LibraryVersion>>>>,
-}
-
-impl InProcessBus {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl ChangeBus for InProcessBus {
-    fn publish(&self, user: UserId, version: LibraryVersion) {
-        let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(sender) = users.get(&user) {
-            sender.send_if_modified(|current| match current {
-                Some(seen) if *seen >= version => false,
-                _ => {
-                    *current = Some(version);
-                    true
-                }
-            });
-            if sender.receiver_count() == 0 {
-                users.remove(&user);
-            }
-        }
+    /// Whether cross-instance delivery currently works (for `/readyz`).
+    fn health(&self) -> BusHealth {
+        BusHealth::Healthy
     }
 
-    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
-        let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        users.entry(user).or_insert_with(|| watch::channel(None).0).subscribe()
-    }
+    /// "in-process", "postgres" or "redis".
+    fn name(&self) -> &'static str;
 }
+
+/// The state of a bus's connection to its broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusHealth {
+    Healthy,
+    /// Delivery falls back to polling the database; the reason says why.
+    Degraded(String),
+}
+
+/// Reads current versions from the database, for recovery after lost messages.
+#[async_trait]
+pub trait VersionSource: Send + Sync + 'static {
+    async fn library_versions(&self, users: &[UserId]) -> Result<Vec<(UserId, LibraryVersion)>, BusError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus connection failed: {0}")]
+    Connection(String),
+    #[error("reading versions failed: {0}")]
+    Source(String),
+}
+
+/// Shared by the cross-instance buses: how announcements look on the wire ("<uuid> <version>").
+pub(crate) fn encode(user: UserId, version: LibraryVersion) -> String {
+    format!("{} {}", user.0, version.0)
+}
+
+pub(crate) fn decode(payload: &str) -> Option<(UserId, LibraryVersion)> {
+    let (user, version) = payload.split_once(' ')?;
+    Some((UserId(uuid::Uuid::parse_str(user).ok()?), LibraryVersion(version.parse().ok()?)))
+}
+
+pub type SharedVersionSource = Arc<dyn VersionSource>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn subscribers_see_the_latest_version_of_their_user_only() {
-        let bus = InProcessBus::new();
-        let (alice, bob) = (UserId::new(), UserId::new());
-        let mut a = bus.subscribe(alice);
-        let b = bus.subscribe(bob);
-        bus.publish(alice, LibraryVersion(3));
-        bus.publish(alice, LibraryVersion(2));
-        a.changed().await.unwrap();
-        assert_eq!(*a.borrow_and_update(), Some(LibraryVersion(3)));
-        assert_eq!(*b.borrow(), None);
+    #[test]
+    fn wire_format_round_trips_and_rejects_garbage() {
+        let user = UserId::new();
+        assert_eq!(decode(&encode(user, LibraryVersion(42))), Some((user, LibraryVersion(42))));
+        for bad in ["", "x 1", "1", &format!("{} x", user.0)] {
+            assert_eq!(decode(bad), None);
+        }
     }
 }

@@ -40,6 +40,14 @@ pub struct ServeArgs {
     /// Seconds between heartbeat comments on event streams [default: 30].
     #[arg(long, env = "SHELF_SSE_HEARTBEAT_SECS")]
     pub sse_heartbeat_secs: Option<u64>,
+    /// Fan-out between instances: `in-process` (one instance), `postgres` (LISTEN/NOTIFY on the
+    /// database), or a Redis URL such as `redis://127.0.0.1:6379` [default: in-process].
+    #[arg(long, env = "SHELF_BUS")]
+    pub bus: Option<String>,
+    /// While the bus broker is unreachable, how often versions are polled from the database, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "SHELF_BUS_POLL_MILLIS")]
+    pub bus_poll_millis: Option<u64>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -54,6 +62,27 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub secure_cookies: Option<bool>,
     pub sse_heartbeat_secs: Option<u64>,
+    pub bus: Option<String>,
+    pub bus_poll_millis: Option<u64>,
+}
+
+/// Which fan-out bus to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusChoice {
+    InProcess,
+    Postgres,
+    Redis(String),
+}
+
+impl BusChoice {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw {
+            "in-process" | "inprocess" | "memory" => Ok(BusChoice::InProcess),
+            "postgres" | "postgresql" => Ok(BusChoice::Postgres),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(BusChoice::Redis(url.to_owned())),
+            other => anyhow::bail!("unknown bus {other:?}: use in-process, postgres, or a redis:// URL"),
+        }
+    }
 }
 
 /// The resolved configuration.
@@ -67,6 +96,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub secure_cookies: bool,
     pub sse_heartbeat: Duration,
+    pub bus: BusChoice,
+    pub bus_poll_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -80,6 +111,11 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("secure_cookies", &self.secure_cookies)
             .field("sse_heartbeat", &self.sse_heartbeat)
+            .field("bus", &match &self.bus {
+                BusChoice::Redis(url) => format!("Redis({})", redact_url(url)),
+                other => format!("{other:?}"),
+            })
+            .field("bus_poll_interval", &self.bus_poll_interval)
             .finish()
     }
 }
@@ -104,11 +140,15 @@ impl Config {
             None if Path::new("shelf.toml").exists() => read_file(Path::new("shelf.toml"))?,
             None => FileConfig::default(),
         };
-        Ok(Self::resolve(args, file))
+        Self::resolve(args, file)
     }
 
-    pub fn resolve(args: ServeArgs, file: FileConfig) -> Self {
-        Self {
+    pub fn resolve(args: ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let bus = match args.bus.or(file.bus) {
+            Some(raw) => BusChoice::parse(&raw)?,
+            None => BusChoice::InProcess,
+        };
+        Ok(Self {
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".to_owned()),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shelf-data")),
             database_url: args.database_url.or(file.database_url),
@@ -119,7 +159,9 @@ impl Config {
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(4 * 1024 * 1024),
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             sse_heartbeat: Duration::from_secs(args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(30).max(1)),
-        }
+            bus,
+            bus_poll_interval: Duration::from_millis(args.bus_poll_millis.or(file.bus_poll_millis).unwrap_or(1000).max(10)),
+        })
     }
 
     /// The database to open: the configured URL, or `shelf.db` in the data folder.
@@ -145,6 +187,8 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_MAX_BODY_BYTES",
     "SHELF_SECURE_COOKIES",
     "SHELF_SSE_HEARTBEAT_SECS",
+    "SHELF_BUS",
+    "SHELF_BUS_POLL_MILLIS",
 ];
 
 /// `SHELF_*` variables this version does not read: usually a typo worth a warning.
@@ -178,7 +222,7 @@ mod tests {
         std::env::set_var("SHELF_DATA_DIR", "from-env");
         std::env::set_var("SHELF_LISTEN", "127.0.0.1:2");
         let cli = Cli::try_parse_from(["shelf", "--listen", "127.0.0.1:3"]).unwrap();
-        let config = Config::resolve(cli.serve, file);
+        let config = Config::resolve(cli.serve, file).unwrap();
         std::env::remove_var("SHELF_DATA_DIR");
         std::env::remove_var("SHELF_LISTEN");
         assert_eq!(config.listen, "127.0.0.1:3"); // flag beats env and file
@@ -193,10 +237,18 @@ mod tests {
         let config = Config::resolve(
             ServeArgs { database_url: Some("postgres://shelf:hunter2@db/shelf".into()), ..Default::default() },
             FileConfig::default(),
-        );
+        )
+        .unwrap();
         let shown = format!("{config:?}");
         assert!(shown.contains("postgres://shelf:***@db/shelf"));
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn bus_choices_parse() {
+        assert_eq!(BusChoice::parse("postgres").unwrap(), BusChoice::Postgres);
+        assert_eq!(BusChoice::parse("redis://127.0.0.1:6379").unwrap(), BusChoice::Redis("redis://127.0.0.1:6379".into()));
+        assert!(BusChoice::parse("kafka").is_err());
     }
 
     #[test]

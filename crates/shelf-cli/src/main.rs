@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shelf_bus::InProcessBus;
+use shelf_bus::{ChangeBus, InProcessBus, PostgresBus, RedisBus};
+use shelf_server::service::versions::StoreVersionSource;
 use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{BusChoice, Config, ServeArgs};
 
 #[derive(Parser)]
 #[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
@@ -42,7 +43,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(?config, "starting");
     let store = open_store(&config).await?;
-    let bus = Arc::new(InProcessBus::new());
+    let bus = open_bus(&config, store.clone()).await?;
     let settings = ServerSettings {
         max_body_bytes: config.max_body_bytes,
         session_ttl: config.session_ttl,
@@ -73,6 +74,20 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         let store = shelf_store_sqlite::SqliteStore::connect(&url).await.context("cannot open SQLite")?;
         Ok(Arc::new(store))
     }
+}
+
+async fn open_bus(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<dyn ChangeBus>> {
+    let source = Arc::new(StoreVersionSource(store));
+    let poll = config.bus_poll_interval;
+    Ok(match &config.bus {
+        BusChoice::InProcess => Arc::new(InProcessBus::new()),
+        BusChoice::Postgres => {
+            let url = config.database_url();
+            anyhow::ensure!(url.starts_with("postgres"), "--bus postgres needs a PostgreSQL --database-url");
+            Arc::new(PostgresBus::connect(&url, source, poll).await.context("cannot start the PostgreSQL bus")?)
+        }
+        BusChoice::Redis(url) => Arc::new(RedisBus::connect(url, source, poll).await.context("cannot start the Redis bus")?),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the server then finishes in-flight requests.

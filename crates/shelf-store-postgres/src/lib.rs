@@ -114,6 +114,10 @@ impl Store for PostgresStore {
         library::library_version(&self.pool, user).await
     }
 
+    async fn library_versions(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>> {
+        library::library_versions(&self.pool, users).await
+    }
+
     async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>> {
         library::material(&self.pool, user, id).await
     }

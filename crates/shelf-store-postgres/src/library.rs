@@ -18,6 +18,16 @@ pub async fn library_version(pool: &PgPool, user: UserId) -> StoreResult<Library
     version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
 }
 
+pub async fn library_versions(pool: &PgPool, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>> {
+    let ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, library_version FROM users WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(id, v)| (UserId(id), LibraryVersion(v))).collect())
+}
+
 const MATERIAL_WITH_PROGRESS: &str = "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version,
         p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
         p.study_seconds AS p_study_seconds, p.completed AS p_completed,

@@ -133,6 +133,10 @@ impl Store for SqliteStore {
         library::library_version(&self.reader, user).await
     }
 
+    async fn library_versions(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>> {
+        library::library_versions(&self.reader, users).await
+    }
+
     async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>> {
         library::material(&self.reader, user, id).await
     }

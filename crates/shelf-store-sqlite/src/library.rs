@@ -18,6 +18,22 @@ pub async fn library_version(pool: &SqlitePool, user: UserId) -> StoreResult<Lib
     version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
 }
 
+pub async fn library_versions(pool: &SqlitePool, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>> {
+    let mut versions = Vec::with_capacity(users.len());
+    // SQLite has no array parameters; chunks keep each statement under its variable limit.
+    for chunk in users.chunks(500) {
+        let mut query = sqlx::QueryBuilder::new("SELECT id, library_version FROM users WHERE id IN (");
+        let mut list = query.separated(", ");
+        for user in chunk {
+            list.push_bind(user.0);
+        }
+        query.push(")");
+        let rows: Vec<(Uuid, i64)> = query.build_query_as().fetch_all(pool).await.map_err(db_err)?;
+        versions.extend(rows.into_iter().map(|(id, v)| (UserId(id), LibraryVersion(v))));
+    }
+    Ok(versions)
+}
+
 const MATERIAL_WITH_PROGRESS: &str = "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version,
         p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
         p.study_seconds AS p_study_seconds, p.completed AS p_completed,

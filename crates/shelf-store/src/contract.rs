@@ -44,6 +44,11 @@ pub async fn lv1_new_user_starts_at_version_one(store: &dyn Store) {
     let id = store.create_user(&email, "hash", now()).await.unwrap();
     assert_eq!(store.library_version(id).await.unwrap(), LibraryVersion(1));
     assert!(matches!(store.create_user(&email, "other", now()).await, Err(StoreError::EmailTaken)));
+    let other = user(store).await;
+    store.apply(other, &create(MaterialId::new(), "x"), now()).await.unwrap();
+    let mut versions = store.library_versions(&[id, other, UserId::new()]).await.unwrap();
+    versions.sort_by_key(|(_, v)| *v);
+    assert_eq!(versions, vec![(id, LibraryVersion(1)), (other, LibraryVersion(2))]);
     let creds = store.user_credentials(&email).await.unwrap().unwrap();
     assert_eq!((creds.user_id, creds.password_hash.as_str()), (id, "hash"));
 }

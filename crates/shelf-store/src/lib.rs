@@ -70,6 +70,10 @@ pub trait Store: Send + Sync + 'static {
     /// The user's current library version: one indexed read.
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion>;
 
+    /// The library versions of several users at once (for stream recovery after lost
+    /// announcements). Unknown users are left out.
+    async fn library_versions(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>>;
+
     /// One material with its progress, if the user has it.
     async fn material(&self, user: UserId, id: MaterialId) -> StoreResult<Option<(Material, Option<Progress>)>>;
 

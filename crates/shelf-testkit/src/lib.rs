@@ -18,11 +18,18 @@ use tokio::task::JoinHandle;
 pub use database::{postgres_admin_url, Backend, TestDatabase};
 pub use sse::{SseEvent, SseReader};
 
-/// A running server with its own database.
-pub struct TestServer {
+/// An HTTP client for one Shelf server, with one method per verb. Works against any server,
+/// in-process ([`TestServer`]) or a separate `shelf serve` process.
+#[derive(Clone)]
+pub struct Api {
     /// `http://127.0.0.1:<port>`
     pub base: String,
     pub client: reqwest::Client,
+}
+
+/// A running in-process server with its own database; derefs to its [`Api`].
+pub struct TestServer {
+    pub api: Api,
     pub store: Arc<dyn Store>,
     pub database: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
@@ -71,8 +78,7 @@ impl TestServer {
             let _ = rx.await;
         }));
         Self {
-            base,
-            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
+            api: Api::new(&base),
             store,
             database,
             shutdown: Some(tx),
@@ -87,6 +93,24 @@ impl TestServer {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
         }
     }
 

@@ -15,10 +15,19 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers. A bus that lost its broker (and polls the database instead) is
+/// reported as `"bus": "degraded"` with its reason; the instance still serves correctly.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200), (status = 503, description = "service_unavailable", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
     state.store.ping().await.map_err(ApiError::Unavailable)?;
-    Ok((StatusCode::OK, Json(json!({"status": "ready", "database": state.store.backend_name()}))))
+    let (bus, reason) = match state.bus.health() {
+        shelf_bus::BusHealth::Healthy => ("healthy", None),
+        shelf_bus::BusHealth::Degraded(reason) => ("degraded", Some(reason)),
+    };
+    let status = if reason.is_some() { "degraded" } else { "ready" };
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": status, "database": state.store.backend_name(), "bus": bus, "busKind": state.bus.name(), "busReason": reason})),
+    ))
 }

@@ -4,3 +4,4 @@
 pub mod auth;
 pub mod library;
 pub mod tickets;
+pub mod versions;

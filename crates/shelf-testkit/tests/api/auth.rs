@@ -83,7 +83,7 @@ async fn au5_cookie_sessions_need_csrf_proof_for_changes(backend: Backend) {
     assert_eq!(read.status(), StatusCode::OK);
     let body = json!({"title": "via cookie"});
     let forged = server.client.post(server.url("/api/materials")).header("cookie", &cookie).json(&body).send().await.unwrap();
-    let forged = TestServer::reply(forged).await;
+    let forged = shelf_testkit::Api::reply(forged).await;
     assert_eq!((forged.status, forged.code()), (StatusCode::FORBIDDEN, "csrf_rejected"));
     let cross_site = server
         .client

@@ -22,13 +22,13 @@ async fn ed1_bad_bodies_get_standard_errors(backend: Backend) {
             .body(body)
             .send()
     };
-    let huge = TestServer::reply(send(vec![b'a'; 65 * 1024], "application/json").await.unwrap()).await;
+    let huge = shelf_testkit::Api::reply(send(vec![b'a'; 65 * 1024], "application/json").await.unwrap()).await;
     assert_eq!((huge.status, huge.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
     for bad in [&b"{"[..], b"[]", b"{\"title\": 5}", b"null", b"\xff\xfe"] {
-        let reply = TestServer::reply(send(bad.to_vec(), "application/json").await.unwrap()).await;
+        let reply = shelf_testkit::Api::reply(send(bad.to_vec(), "application/json").await.unwrap()).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_json"), "{bad:?}");
     }
-    let text = TestServer::reply(send(b"{}".to_vec(), "text/plain").await.unwrap()).await;
+    let text = shelf_testkit::Api::reply(send(b"{}".to_vec(), "text/plain").await.unwrap()).await;
     assert_eq!((text.status, text.code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
     assert_eq!(server.library_version(&user.token).await, 1);
 }

@@ -59,7 +59,7 @@ async fn rt2_heartbeats_headers_and_retry_hint(backend: Backend) {
     let heartbeat = stream.next(Duration::from_secs(2)).await.expect("heartbeat");
     assert_eq!((heartbeat.event, heartbeat.comment.as_deref()), (None, Some("heartbeat")));
     let anonymous = server.client.get(server.url("/api/library-version-events")).send().await.unwrap();
-    let anonymous = TestServer::reply(anonymous).await;
+    let anonymous = shelf_testkit::Api::reply(anonymous).await;
     assert_eq!((anonymous.status, anonymous.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
 }
 

@@ -1,0 +1,104 @@
+//! Per-user latest-version channels on this instance, and the in-process bus built on them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use shelf_core::{LibraryVersion, UserId};
+use tokio::sync::watch;
+
+use crate::ChangeBus;
+
+/// One `watch` channel per user with subscribers here.
+#[derive(Default)]
+pub struct LocalChannels {
+    users: Mutex<HashMap<UserId, watch::Sender<Option<LibraryVersion>>>>,
+}
+
+impl LocalChannels {
+    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, watch::Sender<Option<LibraryVersion>>>> {
+        self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Raises `user`'s channel to `version` (never lowers it). Returns whether it changed.
+    pub fn deliver(&self, user: UserId, version: LibraryVersion) -> bool {
+        let mut users = self.users();
+        let Some(sender) = users.get(&user) else { return false };
+        if sender.receiver_count() == 0 {
+            users.remove(&user);
+            return false;
+        }
+        sender.send_if_modified(|current| match current {
+            Some(seen) if *seen >= version => false,
+            _ => {
+                *current = Some(version);
+                true
+            }
+        })
+    }
+
+    pub fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
+        self.users().entry(user).or_insert_with(|| watch::channel(None).0).subscribe()
+    }
+
+    /// Users with at least one live subscriber here (channels without any are dropped).
+    pub fn subscribed_users(&self) -> Vec<UserId> {
+        let mut users = self.users();
+        users.retain(|_, sender| sender.receiver_count() > 0);
+        users.keys().copied().collect()
+    }
+}
+
+/// Fan-out within one process: the embedded default.
+#[derive(Default)]
+pub struct InProcessBus {
+    local: LocalChannels,
+}
+
+impl InProcessBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl ChangeBus for InProcessBus {
+    fn publish(&self, user: UserId, version: LibraryVersion) {
+        self.local.deliver(user, version);
+    }
+
+    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
+        self.local.subscribe(user)
+    }
+
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_see_the_latest_version_of_their_user_only() {
+        let bus = InProcessBus::new();
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let mut a = bus.subscribe(alice);
+        let b = bus.subscribe(bob);
+        bus.publish(alice, LibraryVersion(3));
+        bus.publish(alice, LibraryVersion(2));
+        a.changed().await.unwrap();
+        assert_eq!(*a.borrow_and_update(), Some(LibraryVersion(3)));
+        assert_eq!(*b.borrow(), None);
+    }
+
+    #[test]
+    fn channels_without_subscribers_are_dropped() {
+        let local = LocalChannels::default();
+        let user = UserId::new();
+        let receiver = local.subscribe(user);
+        assert_eq!(local.subscribed_users(), vec![user]);
+        drop(receiver);
+        assert!(local.subscribed_users().is_empty());
+        assert!(!local.deliver(user, LibraryVersion(2)));
+    }
+}

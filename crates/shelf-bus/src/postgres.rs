@@ -1,0 +1,137 @@
+//! Fan-out through PostgreSQL LISTEN/NOTIFY: no extra service when PostgreSQL is already there.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shelf_core::{LibraryVersion, UserId};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::recovery::Recovery;
+use crate::{decode, encode, BusError, BusHealth, ChangeBus, LocalChannels, SharedVersionSource};
+
+/// The NOTIFY channel every instance listens on.
+pub const CHANNEL: &str = "shelf_library_version";
+/// `application_name` of the LISTEN connection, so operators (and tests) can find it.
+pub const LISTENER_APPLICATION_NAME: &str = "shelf-bus-listener";
+
+pub struct PostgresBus {
+    recovery: Arc<Recovery>,
+    outbox: mpsc::UnboundedSender<(UserId, LibraryVersion)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PostgresBus {
+    /// Connects the publisher and the listener; fails if PostgreSQL cannot be reached now.
+    /// Later connection losses are recovered from in the background.
+    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<Self, BusError> {
+        let failed = |e: sqlx::Error| BusError::Connection(e.to_string());
+        let options = PgConnectOptions::from_str(url).map_err(failed)?;
+        let publisher = PgPoolOptions::new().max_connections(2).connect_with(options.clone()).await.map_err(failed)?;
+        let listener = listen(&options).await.map_err(failed)?;
+        let recovery = Recovery::new(Arc::new(LocalChannels::default()), source, poll_interval);
+        recovery.set_health(BusHealth::Healthy);
+        let (outbox, pending) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(publish_loop(publisher, pending)),
+            tokio::spawn(listen_loop(options, listener, recovery.clone())),
+        ];
+        Ok(Self { recovery, outbox, tasks })
+    }
+}
+
+impl Drop for PostgresBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ChangeBus for PostgresBus {
+    fn publish(&self, user: UserId, version: LibraryVersion) {
+        // Local subscribers hear it at once; the NOTIFY echo is ignored as not newer.
+        self.recovery.local.deliver(user, version);
+        let _ = self.outbox.send((user, version));
+    }
+
+    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
+        self.recovery.local.subscribe(user)
+    }
+
+    fn health(&self) -> BusHealth {
+        self.recovery.health()
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone().application_name(LISTENER_APPLICATION_NAME))
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Sends queued announcements, several per round trip when they pile up.
+async fn publish_loop(pool: PgPool, mut pending: mpsc::UnboundedReceiver<(UserId, LibraryVersion)>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, 512).await > 0 {
+        let payloads: Vec<String> = batch.drain(..).map(|(user, version)| encode(user, version)).collect();
+        let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+            .bind(CHANNEL)
+            .bind(&payloads)
+            .execute(&pool)
+            .await;
+        if let Err(error) = sent {
+            // Other instances recover by polling/catching up once their connection is back.
+            tracing::warn!(%error, lost = payloads.len(), "NOTIFY failed");
+        }
+    }
+}
+
+async fn listen_loop(options: PgConnectOptions, mut listener: PgListener, recovery: Arc<Recovery>) {
+    loop {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    if let Some((user, version)) = decode(notification.payload()) {
+                        recovery.local.deliver(user, version);
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "LISTEN connection failed");
+                    break;
+                }
+            }
+        }
+        recovery.set_health(BusHealth::Degraded("PostgreSQL LISTEN connection lost".into()));
+        listener = recovery.poll_until(reconnect(&options, &recovery)).await;
+        recovery.set_health(BusHealth::Healthy);
+        // Announcements made while we were away are lost; read what they would have said.
+        recovery.catch_up().await;
+    }
+}
+
+async fn reconnect(options: &PgConnectOptions, recovery: &Recovery) -> PgListener {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen(options).await {
+            Ok(listener) => return listener,
+            Err(error) => {
+                recovery.set_health(BusHealth::Degraded(format!("PostgreSQL LISTEN unavailable: {error}")));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! What cross-instance buses share: health state, catch-up after reconnects, polling while down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{BusHealth, LocalChannels, SharedVersionSource};
+
+/// Health plus the recovery actions, shared by a bus and its background tasks.
+pub(crate) struct Recovery {
+    pub local: Arc<LocalChannels>,
+    pub source: SharedVersionSource,
+    health: Mutex<BusHealth>,
+    /// How often versions are polled from the database while the broker is unreachable.
+    pub poll_interval: Duration,
+}
+
+impl Recovery {
+    pub fn new(local: Arc<LocalChannels>, source: SharedVersionSource, poll_interval: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            local,
+            source,
+            health: Mutex::new(BusHealth::Degraded("not connected yet".into())),
+            poll_interval,
+        })
+    }
+
+    pub fn health(&self) -> BusHealth {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_health(&self, health: BusHealth) {
+        let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != health {
+            match &health {
+                BusHealth::Healthy => tracing::info!("bus connected"),
+                BusHealth::Degraded(reason) => tracing::warn!(reason, "bus degraded: polling the database"),
+            }
+            *current = health;
+        }
+    }
+
+    /// Re-reads the versions of every user subscribed here and delivers what was missed.
+    pub async fn catch_up(&self) {
+        let users = self.local.subscribed_users();
+        if users.is_empty() {
+            return;
+        }
+        match self.source.library_versions(&users).await {
+            Ok(versions) => {
+                for (user, version) in versions {
+                    self.local.deliver(user, version);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "bus catch-up could not read versions"),
+        }
+    }
+
+    /// Polls versions until `connected` resolves; used while the broker is unreachable.
+    pub async fn poll_until<F: std::future::Future>(&self, connected: F) -> F::Output {
+        tokio::pin!(connected);
+        let mut tick = tokio::time::interval(self.poll_interval);
+        loop {
+            tokio::select! {
+                output = &mut connected => return output,
+                _ = tick.tick() => self.catch_up().await,
+            }
+        }
+    }
+}

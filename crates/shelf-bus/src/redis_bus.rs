@@ -1,0 +1,121 @@
+//! Fan-out through Redis pub/sub.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use shelf_core::{LibraryVersion, UserId};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::recovery::Recovery;
+use crate::{decode, encode, BusError, BusHealth, ChangeBus, LocalChannels, SharedVersionSource};
+
+/// The pub/sub channel every instance subscribes to.
+pub const CHANNEL: &str = "shelf:library-version";
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct RedisBus {
+    recovery: Arc<Recovery>,
+    outbox: mpsc::UnboundedSender<(UserId, LibraryVersion)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisBus {
+    /// Connects the publisher and the subscriber; fails if Redis cannot be reached now. Later
+    /// outages degrade to polling the database until Redis is back.
+    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<Self, BusError> {
+        let failed = |e: redis::RedisError| BusError::Connection(e.to_string());
+        let client = redis::Client::open(url).map_err(failed)?;
+        let subscriber = subscribe(&client).await.map_err(failed)?;
+        let publisher = redis::aio::ConnectionManager::new(client.clone()).await.map_err(failed)?;
+        let recovery = Recovery::new(Arc::new(LocalChannels::default()), source, poll_interval);
+        recovery.set_health(BusHealth::Healthy);
+        let (outbox, pending) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(publish_loop(publisher, pending)),
+            tokio::spawn(subscribe_loop(client, subscriber, recovery.clone())),
+        ];
+        Ok(Self { recovery, outbox, tasks })
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ChangeBus for RedisBus {
+    fn publish(&self, user: UserId, version: LibraryVersion) {
+        self.recovery.local.deliver(user, version);
+        let _ = self.outbox.send((user, version));
+    }
+
+    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
+        self.recovery.local.subscribe(user)
+    }
+
+    fn health(&self) -> BusHealth {
+        self.recovery.health()
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    Ok(pubsub)
+}
+
+async fn publish_loop(mut connection: redis::aio::ConnectionManager, mut pending: mpsc::UnboundedReceiver<(UserId, LibraryVersion)>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, 512).await > 0 {
+        let mut pipe = redis::pipe();
+        for (user, version) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(CHANNEL).arg(encode(user, version)).ignore();
+        }
+        match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut connection)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "PUBLISH failed"),
+            Err(_) => tracing::warn!("PUBLISH timed out"),
+        }
+    }
+}
+
+async fn subscribe_loop(client: redis::Client, mut subscriber: redis::aio::PubSub, recovery: Arc<Recovery>) {
+    loop {
+        {
+            let mut messages = subscriber.on_message();
+            while let Some(message) = messages.next().await {
+                let Ok(payload) = message.get_payload::<String>() else { continue };
+                if let Some((user, version)) = decode(&payload) {
+                    recovery.local.deliver(user, version);
+                }
+            }
+        }
+        recovery.set_health(BusHealth::Degraded("Redis subscription lost".into()));
+        subscriber = recovery.poll_until(reconnect(&client, &recovery)).await;
+        recovery.set_health(BusHealth::Healthy);
+        recovery.catch_up().await;
+    }
+}
+
+async fn reconnect(client: &redis::Client, recovery: &Recovery) -> redis::aio::PubSub {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match subscribe(client).await {
+            Ok(subscriber) => return subscriber,
+            Err(error) => {
+                recovery.set_health(BusHealth::Degraded(format!("Redis unavailable: {error}")));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Two real `shelf serve` processes sharing one PostgreSQL database, fanning out through the
+//! PostgreSQL and the Redis bus: a write through instance 1 reaches a stream on instance 2, also
+//! across a broker outage (spec RT9, RT10).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shelf_testkit::{Api, Backend, SseReader, TestDatabase};
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A `shelf serve` child process, killed when dropped.
+struct Instance {
+    api: Api,
+    _child: Child,
+    _data: tempfile::TempDir,
+}
+
+async fn start_instance(database_url: &str, bus: &str) -> Instance {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shelf"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--bus", bus])
+        .args(["--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"])
+        .env("SHELF_DATA_DIR", data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("shelf binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Shelf is running at ") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("shelf exited before printing its address");
+    })
+    .await
+    .expect("shelf printed its address");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Instance { api: Api::new(&base), _child: child, _data: data }
+}
+
+/// A private redis-server on a free port, so stopping it affects no one else.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed");
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed() < WAIT, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { port, child: Some(child) }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn user(api: &Api) -> String {
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": "correct horse battery"});
+    assert_eq!(api.call(reqwest::Method::POST, "/api/auth/register", None, Some(body.clone())).await.status, 201);
+    let login = api.call(reqwest::Method::POST, "/api/auth/login", None, Some(body)).await;
+    login.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn write(api: &Api, token: &str, title: &str) -> i64 {
+    let reply = api.post("/api/materials", token, json!({"title": title})).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["libraryVersion"].as_i64().unwrap()
+}
+
+/// Reads version events until one carries `version` (later ones may coalesce earlier ones).
+async fn reaches(stream: &mut SseReader, version: i64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let event = stream.next_event(WAIT.saturating_sub(started.elapsed())).await;
+        let seen = event.as_ref().and_then(|e| e.json()["libraryVersion"].as_i64());
+        match seen {
+            Some(seen) if seen >= version => {
+                assert_eq!(seen, version, "no version beyond the last write");
+                return started.elapsed();
+            }
+            Some(_) => continue,
+            None => panic!("stream never reached version {version}"),
+        }
+    }
+}
+
+async fn open_stream(api: &Api, token: &str) -> SseReader {
+    let response = api.client.get(api.url("/api/library-version-events")).bearer_auth(token).send().await.unwrap();
+    let mut stream = SseReader::new(response);
+    assert_eq!(stream.status, 200);
+    stream.next_event(WAIT).await.expect("initial version");
+    stream
+}
+
+async fn bus_status(api: &Api) -> String {
+    let ready = api.call(reqwest::Method::GET, "/readyz", None, None).await;
+    ready.body["bus"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rt9_postgres_bus_fans_out_and_recovers_a_dropped_listen_connection() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let one = start_instance(&database.url, "postgres").await;
+    let two = start_instance(&database.url, "postgres").await;
+    let token = user(&one.api).await;
+    let other = user(&one.api).await;
+    let mut stream = open_stream(&two.api, &token).await;
+    let mut others = open_stream(&two.api, &other).await;
+
+    let version = write(&one.api, &token, "through instance one").await;
+    let latency = reaches(&mut stream, version).await;
+    println!("postgres bus: write on 1 -> event on 2 in {latency:?}");
+
+    // Drop every LISTEN connection of this test database, as a failover or network cut would.
+    let name = database.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&shelf_testkit::postgres_admin_url()).await.unwrap();
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+    )
+    .bind(&name)
+    .bind(shelf_bus::postgres::LISTENER_APPLICATION_NAME)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 2, "both instances had a LISTEN connection");
+    let mut last = 0;
+    for i in 0..5 {
+        last = write(&one.api, &token, &format!("during the cut {i}")).await;
+    }
+    reaches(&mut stream, last).await;
+    let after = write(&one.api, &token, "after the cut").await;
+    reaches(&mut stream, after).await;
+    assert!(others.next_event(Duration::from_millis(500)).await.is_none(), "the other user hears nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let mut redis = RedisServer::start(free_port()).await;
+    let one = start_instance(&database.url, &redis.url()).await;
+    let two = start_instance(&database.url, &redis.url()).await;
+    let token = user(&one.api).await;
+    let mut stream = open_stream(&two.api, &token).await;
+    assert_eq!(bus_status(&two.api).await, "healthy");
+
+    let version = write(&one.api, &token, "through instance one").await;
+    let latency = reaches(&mut stream, version).await;
+    println!("redis bus: write on 1 -> event on 2 in {latency:?}");
+
+    redis.stop().await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = write(&one.api, &token, &format!("while redis is down {i}")).await;
+    }
+    // Instance 2 polls the database while Redis is away.
+    reaches(&mut stream, last).await;
+    assert_eq!(bus_status(&two.api).await, "degraded");
+
+    let port = redis.port;
+    let _redis = RedisServer::start(port).await;
+    let started = Instant::now();
+    while bus_status(&two.api).await != "healthy" {
+        assert!(started.elapsed() < WAIT, "instance 2 reconnects to Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = write(&one.api, &token, "after redis is back").await;
+    reaches(&mut stream, after).await;
+}
