@@ -153,17 +153,32 @@ mod tests {
         std::env::var("SHELF_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
     }
 
-    /// A database that exists for one test.
+    /// `admin` with its database swapped for `name`, keeping any `?options` (e.g. sslmode).
+    fn database_url(admin: &str, name: &str) -> String {
+        let (base, options) = admin.split_once('?').map_or((admin, None), |(base, options)| (base, Some(options)));
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        match options {
+            Some(options) => format!("{server}/{name}?{options}"),
+            None => format!("{server}/{name}"),
+        }
+    }
+
+    /// A database that exists for one test, so tests run in parallel without sharing rows.
     struct TestDatabase(String);
 
     impl Drop for TestDatabase {
+        /// Best effort: a leftover database is harmless, a panic in `drop` would hide the test's
+        /// own failure. The store's pool may still hold connections here, hence `FORCE`; a thread
+        /// with its own runtime because `drop` cannot await inside the test's runtime.
         fn drop(&mut self) {
             let name = self.0.clone();
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
                 runtime.block_on(async move {
-                    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                        let _ = conn.close().await;
+                    }
                 });
             })
             .join();
@@ -173,11 +188,13 @@ mod tests {
     async fn fresh() -> (PostgresStore, TestDatabase) {
         let admin = admin_url();
         let name = format!("shelf_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL is needed for these tests");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let (server, _) = admin.rsplit_once('/').unwrap();
-        let store = PostgresStore::connect(&format!("{server}/{name}")).await.unwrap();
-        (store, TestDatabase(name))
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL is needed (set SHELF_TEST_POSTGRES_URL)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        let _ = conn.close().await;
+        // Created before connecting, so a failed connect still drops the database.
+        let database = TestDatabase(name);
+        let store = PostgresStore::connect(&database_url(&admin, &database.0)).await.expect("connect to test database");
+        (store, database)
     }
 
     shelf_store::contract_tests!(fresh);

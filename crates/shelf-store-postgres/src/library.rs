@@ -63,9 +63,9 @@ pub async fn list_materials(
     .bind(user.0)
     .bind(after)
     .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
     rows.iter().map(material_with_progress).collect()
 }
 

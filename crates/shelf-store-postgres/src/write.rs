@@ -173,6 +173,11 @@ async fn record_change(
     Ok(())
 }
 
+/// Raises horizons first, then deletes only tombstones at or below the raised horizon: under
+/// READ COMMITTED each statement sees a fresh snapshot, so a tombstone committed by another
+/// server between the two statements (possible with a short retention or clock skew) would
+/// otherwise vanish without its horizon, and a client would silently miss that delete. Such a
+/// tombstone is left for the next purge instead.
 pub async fn purge_tombstones(pool: &PgPool, older_than: OffsetDateTime) -> StoreResult<u64> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     sqlx::query(
@@ -185,11 +190,14 @@ pub async fn purge_tombstones(pool: &PgPool, older_than: OffsetDateTime) -> Stor
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    let done = sqlx::query("DELETE FROM library_changes WHERE op = 'delete' AND changed_at < $1")
-        .bind(older_than)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+    let done = sqlx::query(
+        "DELETE FROM library_changes c USING users u
+         WHERE u.id = c.user_id AND c.op = 'delete' AND c.changed_at < $1 AND c.version <= u.feed_horizon",
+    )
+    .bind(older_than)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
     Ok(done.rows_affected())
 }
