@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // A test suite: a failed unwrap is a failed test.
+
 //! The contract every [`Store`] must meet, run by each backend's tests through
 //! [`contract_tests!`](crate::contract_tests). Test names cite rule ids from `docs/spec.md`.
 

