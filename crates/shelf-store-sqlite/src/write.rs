@@ -2,7 +2,7 @@
 
 use shelf_core::{plan_mutation, ChangeKind, ChangeOp, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId, Write};
 use shelf_store::{Applied, StoreError, StoreResult};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::db_err;
@@ -14,16 +14,8 @@ pub async fn apply(pool: &SqlitePool, user: UserId, mutation: &LibraryMutation, 
     // The writer pool has one connection, so this transaction is the only writer: reading the
     // version and writing version + 1 cannot race another bump.
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let current: i64 = sqlx::query_scalar("SELECT library_version FROM users WHERE id = ?")
-        .bind(user.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::UserNotFound)?;
-    let current = LibraryVersion(current);
     let id = mutation.material_id();
-    let material = load_material(&mut tx, user, id).await?;
-    let progress = load_progress(&mut tx, user, id).await?;
+    let (current, material, progress) = load_state(&mut tx, user, id).await?;
     let next = current.next();
     let plan = plan_mutation(material.as_ref(), progress.as_ref(), mutation, now, next)?;
     if plan.is_noop() {
@@ -80,27 +72,37 @@ pub async fn apply(pool: &SqlitePool, user: UserId, mutation: &LibraryMutation, 
     Ok(Applied { library_version: next, changed: true, material, progress })
 }
 
-async fn load_material(tx: &mut Tx<'_>, user: UserId, id: MaterialId) -> StoreResult<Option<Material>> {
-    let row = sqlx::query("SELECT id, title, body, tags, created_at, updated_at, version FROM materials WHERE user_id = ? AND id = ?")
-        .bind(user.0)
-        .bind(id.0)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    row.map(|row| rows::material(&row, "")).transpose()
-}
-
-async fn load_progress(tx: &mut Tx<'_>, user: UserId, id: MaterialId) -> StoreResult<Option<Progress>> {
+/// The user's version, the material and its progress in one statement: each statement is a
+/// round trip to SQLite's worker thread, and this path runs once per mutation.
+async fn load_state(
+    tx: &mut Tx<'_>,
+    user: UserId,
+    id: MaterialId,
+) -> StoreResult<(LibraryVersion, Option<Material>, Option<Progress>)> {
     let row = sqlx::query(
-        "SELECT material_id, percent_complete, position, study_seconds, completed, last_studied_at, version
-         FROM progress WHERE user_id = ? AND material_id = ?",
+        "SELECT u.library_version,
+             m.id AS m_id, m.title AS m_title, m.body AS m_body, m.tags AS m_tags, m.created_at AS m_created_at,
+             m.updated_at AS m_updated_at, m.version AS m_version,
+             p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
+             p.study_seconds AS p_study_seconds, p.completed AS p_completed,
+             p.last_studied_at AS p_last_studied_at, p.version AS p_version
+         FROM users u
+         LEFT JOIN materials m ON m.user_id = u.id AND m.id = ?1
+         LEFT JOIN progress p ON p.user_id = u.id AND p.material_id = ?1
+         WHERE u.id = ?2",
     )
-    .bind(user.0)
     .bind(id.0)
+    .bind(user.0)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(db_err)?;
-    row.map(|row| rows::progress(&row, "")).transpose()
+    .map_err(db_err)?
+    .ok_or(StoreError::UserNotFound)?;
+    let version = LibraryVersion(row.try_get("library_version").map_err(db_err)?);
+    let has_material: Option<uuid::Uuid> = row.try_get("m_id").map_err(db_err)?;
+    let has_progress: Option<uuid::Uuid> = row.try_get("p_material_id").map_err(db_err)?;
+    let material = has_material.map(|_| rows::material(&row, "m_")).transpose()?;
+    let progress = has_progress.map(|_| rows::progress(&row, "p_")).transpose()?;
+    Ok((version, material, progress))
 }
 
 async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {
