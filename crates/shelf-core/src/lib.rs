@@ -7,6 +7,7 @@
 
 pub mod ids;
 pub mod library;
+pub mod merge;
 pub mod plan;
 pub mod values;
 
