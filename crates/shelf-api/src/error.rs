@@ -19,6 +19,7 @@ pub enum ErrorCode {
     MaterialExists,
     PayloadTooLarge,
     ResyncRequired,
+    EditConflict,
     ServiceUnavailable,
     Internal,
 }
@@ -38,6 +39,7 @@ impl ErrorCode {
             ErrorCode::MaterialExists => "material_exists",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::ResyncRequired => "resync_required",
+            ErrorCode::EditConflict => "edit_conflict",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -49,4 +51,7 @@ impl ErrorCode {
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    /// With `edit_conflict`: the overlapping edits, none of which was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<crate::ConflictView>>,
 }

@@ -7,6 +7,7 @@
 mod accounts;
 mod error;
 mod library;
+mod sync;
 
 pub use accounts::{DeviceView, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse};
 pub use error::{ErrorBody, ErrorCode};
@@ -14,4 +15,8 @@ pub use library::{
     ChangeView, ChangesQuery, ChangesResponse, CreateMaterialRequest, DeletedResponse, LibraryVersionResponse,
     ListMaterialsQuery, MaterialFields, MaterialMutationResponse, MaterialView, MaterialsPage, ProgressInput,
     ProgressMutationResponse, ProgressView, UpdateMaterialRequest,
+};
+pub use sync::{
+    ConflictView, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView, RejectedPage, RejectedView,
+    ResolveConflictRequest, TagsInput,
 };

@@ -22,6 +22,8 @@ pub struct MaterialFields {
     pub updated_at: OffsetDateTime,
     /// The library version of this material's last change.
     pub version: i64,
+    /// Edits from other devices that overlapped and await the user's decision.
+    pub conflicts: Vec<crate::ConflictView>,
 }
 
 impl From<&Material> for MaterialFields {
@@ -34,6 +36,7 @@ impl From<&Material> for MaterialFields {
             created_at: m.created_at,
             updated_at: m.updated_at,
             version: m.version.0,
+            conflicts: m.conflicts.iter().map(crate::ConflictView::from).collect(),
         }
     }
 }
@@ -95,10 +98,14 @@ pub struct ProgressInput {
     #[serde(default)]
     pub study_seconds_delta: i64,
     pub completed: Option<bool>,
-    /// Defaults to the server's receive time when anything changed.
+    /// Defaults to the server's receive time when anything changed; capped at it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_studied_at: Option<OffsetDateTime>,
+    /// An explicit reset: lets `percentComplete` go down and `completed` become false even from
+    /// a device whose view is stale.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -9,11 +9,14 @@ pub mod ids;
 pub mod library;
 pub mod merge;
 pub mod plan;
+mod sync_rules;
 pub mod values;
 
 pub use ids::{DeviceId, Epoch, LibraryVersion, MaterialId, UserId};
-pub use library::{ChangeKind, ChangeOp, Material, Progress};
-pub use plan::{plan_mutation, LibraryMutation, MaterialPatch, Plan, PlanError, ProgressUpdate, Write};
+pub use library::{ChangeKind, ChangeOp, Conflict, Material, MaterialBase, Progress};
+pub use plan::{
+    plan_mutation, LibraryMutation, MaterialPatch, OnConflict, Plan, PlanError, ProgressUpdate, Resolution, Write,
+};
 pub use values::{
     DeviceName, Email, MaterialBody, MaterialTitle, Password, PercentComplete, Position, Tags,
     ValidationError, truncate_to_micros,

@@ -14,6 +14,34 @@ pub struct Material {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub version: LibraryVersion,
+    /// Edits that could not be merged, kept until the user resolves them (never dropped).
+    pub conflicts: Vec<Conflict>,
+}
+
+/// A device's edit to a text field that overlapped a concurrent edit: the server's value stayed,
+/// the device's value is kept here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub id: uuid::Uuid,
+    /// `title` or `body`.
+    pub field: String,
+    /// The server's value when the conflict arose.
+    pub server_value: String,
+    /// The device's value, which did not apply.
+    pub device_value: String,
+    /// The library version the device had seen when it made the edit.
+    pub base_version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A material's fields as of an older version: the base of a three-way merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaterialBase {
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
 }
 
 /// Study progress, at most one per material. `version` is the library version of its last change.

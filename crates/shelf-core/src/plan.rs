@@ -7,7 +7,8 @@
 use time::OffsetDateTime;
 
 use crate::ids::{LibraryVersion, MaterialId};
-use crate::library::{Material, Progress};
+use crate::library::{Conflict, Material, MaterialBase, Progress};
+use crate::sync_rules;
 use crate::values::{MaterialBody, MaterialTitle, PercentComplete, Position, Tags, ValidationError};
 
 /// A change to a material's progress. Absent fields keep their value.
@@ -19,7 +20,11 @@ pub struct ProgressUpdate {
     pub study_seconds_delta: i64,
     pub completed: Option<bool>,
     /// When the study happened; defaults to the server's receive time when something changed.
+    /// Never later than the server's receive time (device clocks are not trusted beyond it).
     pub last_studied_at: Option<OffsetDateTime>,
+    /// An explicit reset: `percentComplete` may go down and `completed` may become false even
+    /// when the device's view is stale.
+    pub reset: bool,
 }
 
 impl ProgressUpdate {
@@ -43,7 +48,27 @@ pub struct MaterialPatch {
     pub tags: Option<Tags>,
 }
 
-/// Every change a client can make to a library.
+/// What to do when an edit made against an older version overlaps a concurrent edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnConflict {
+    /// Keep the server's value and record the device's as a conflict on the material (sync).
+    #[default]
+    Record,
+    /// Change nothing and report the conflict (REST `If-Match`: the client decides).
+    Refuse,
+}
+
+/// How the user settles a recorded conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    KeepServer,
+    TakeDevice,
+    /// A value the user wrote (already validated for the conflict's field).
+    Custom(String),
+}
+
+/// Every change a client can make to a library. `base_version` is the library version the
+/// device had seen when it made the edit; an edit older than the entity is merged (merge.rs).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LibraryMutation {
     CreateMaterial {
@@ -53,10 +78,19 @@ pub enum LibraryMutation {
         tags: Tags,
         progress: Option<ProgressUpdate>,
     },
-    UpdateMaterial { id: MaterialId, patch: MaterialPatch, progress: Option<ProgressUpdate> },
+    UpdateMaterial {
+        id: MaterialId,
+        patch: MaterialPatch,
+        progress: Option<ProgressUpdate>,
+        base_version: Option<LibraryVersion>,
+        on_conflict: OnConflict,
+    },
     DeleteMaterial { id: MaterialId },
-    SetProgress { material_id: MaterialId, update: ProgressUpdate },
+    SetProgress { material_id: MaterialId, update: ProgressUpdate, base_version: Option<LibraryVersion> },
     DeleteProgress { material_id: MaterialId },
+    AddTags { id: MaterialId, tags: Tags },
+    RemoveTags { id: MaterialId, tags: Tags },
+    ResolveConflict { id: MaterialId, conflict_id: uuid::Uuid, resolution: Resolution },
 }
 
 impl LibraryMutation {
@@ -65,9 +99,20 @@ impl LibraryMutation {
         match self {
             LibraryMutation::CreateMaterial { id, .. }
             | LibraryMutation::UpdateMaterial { id, .. }
-            | LibraryMutation::DeleteMaterial { id } => *id,
+            | LibraryMutation::DeleteMaterial { id }
+            | LibraryMutation::AddTags { id, .. }
+            | LibraryMutation::RemoveTags { id, .. }
+            | LibraryMutation::ResolveConflict { id, .. } => *id,
             LibraryMutation::SetProgress { material_id, .. }
             | LibraryMutation::DeleteProgress { material_id } => *material_id,
+        }
+    }
+
+    /// The version whose material fields the planner needs as a merge base, if any.
+    pub fn base_version(&self) -> Option<LibraryVersion> {
+        match self {
+            LibraryMutation::UpdateMaterial { base_version, .. } => *base_version,
+            _ => None,
         }
     }
 }
@@ -91,6 +136,10 @@ impl<T> Write<T> {
 pub struct Plan {
     pub material: Write<Material>,
     pub progress: Write<Progress>,
+    /// True when the edit was older than what it changed and went through the merge rules.
+    pub merged: bool,
+    /// Conflicts this mutation recorded on the material.
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Plan {
@@ -109,17 +158,28 @@ pub enum PlanError {
     MaterialExists,
     #[error("this material has no progress")]
     ProgressNotFound,
+    #[error("no such conflict on this material")]
+    ConflictNotFound,
+    #[error("a material has at most 50 tags")]
+    TooManyTags,
+    /// With [`OnConflict::Refuse`]: the edit overlaps a concurrent one; nothing was written.
+    #[error("the edit overlaps a concurrent edit")]
+    EditConflict(Vec<Conflict>),
 }
 
 /// Plans `mutation` against the current material and progress rows (`None` = absent).
-/// `next_version` is the version the change will commit at if the plan is not a no-op.
+/// `base` holds the material's fields as of the mutation's `base_version` when the store found
+/// them (needed only for edits older than the material). `next_version` is the version the
+/// change will commit at if the plan is not a no-op.
 pub fn plan_mutation(
     material: Option<&Material>,
     progress: Option<&Progress>,
+    base: Option<&MaterialBase>,
     mutation: &LibraryMutation,
     now: OffsetDateTime,
     next_version: LibraryVersion,
 ) -> Result<Plan, PlanError> {
+    let plain = |material, progress| Plan { material, progress, merged: false, conflicts: Vec::new() };
     match mutation {
         LibraryMutation::CreateMaterial { id, title, body, tags, progress: initial } => {
             if material.is_some() {
@@ -133,49 +193,89 @@ pub fn plan_mutation(
                 created_at: now,
                 updated_at: now,
                 version: next_version,
+                conflicts: Vec::new(),
             };
             // A leftover progress row cannot exist without its material, but plan defensively:
             // a new material starts from the initial progress or none at all.
             let progress = match initial {
-                Some(update) => plan_progress(*id, None, update, now, next_version),
+                Some(update) => plan_progress(*id, None, update, false, now, next_version),
                 None if progress.is_some() => Write::Delete,
                 None => Write::Unchanged,
             };
-            Ok(Plan { material: Write::Upsert(created), progress })
+            Ok(plain(Write::Upsert(created), progress))
         }
-        LibraryMutation::UpdateMaterial { patch, progress: update, .. } => {
+        LibraryMutation::UpdateMaterial { patch, progress: update, base_version, on_conflict, .. } => {
             let current = material.ok_or(PlanError::MaterialNotFound)?;
-            let material = plan_material_patch(current, patch, now, next_version);
+            let material_stale = base_version.is_some_and(|b| b < current.version);
+            let (next, conflicts) = if material_stale {
+                sync_rules::merge_patch(current, base, patch, base_version.unwrap_or(current.version), now)
+            } else {
+                (direct_patch(current, patch), Vec::new())
+            };
+            if !conflicts.is_empty() && *on_conflict == OnConflict::Refuse {
+                return Err(PlanError::EditConflict(conflicts));
+            }
+            let progress_stale = stale_against(*base_version, progress);
             let progress = match update {
-                Some(update) => plan_progress(current.id, progress, update, now, next_version),
+                Some(update) => plan_progress(current.id, progress, update, progress_stale, now, next_version),
                 None => Write::Unchanged,
             };
-            Ok(Plan { material, progress })
+            let mut plan = plain(finish_material(current, next, now, next_version), progress);
+            plan.merged = material_stale || progress_stale;
+            plan.conflicts = conflicts;
+            Ok(plan)
         }
         LibraryMutation::DeleteMaterial { .. } => {
             material.ok_or(PlanError::MaterialNotFound)?;
             let progress = if progress.is_some() { Write::Delete } else { Write::Unchanged };
-            Ok(Plan { material: Write::Delete, progress })
+            Ok(plain(Write::Delete, progress))
         }
-        LibraryMutation::SetProgress { material_id, update } => {
+        LibraryMutation::SetProgress { material_id, update, base_version } => {
             material.ok_or(PlanError::MaterialNotFound)?;
-            let progress = plan_progress(*material_id, progress, update, now, next_version);
-            Ok(Plan { material: Write::Unchanged, progress })
+            let stale = stale_against(*base_version, progress);
+            let mut plan = plain(Write::Unchanged, plan_progress(*material_id, progress, update, stale, now, next_version));
+            plan.merged = stale;
+            Ok(plan)
         }
         LibraryMutation::DeleteProgress { .. } => {
             material.ok_or(PlanError::MaterialNotFound)?;
             progress.ok_or(PlanError::ProgressNotFound)?;
-            Ok(Plan { material: Write::Unchanged, progress: Write::Delete })
+            Ok(plain(Write::Unchanged, Write::Delete))
+        }
+        LibraryMutation::AddTags { tags, .. } | LibraryMutation::RemoveTags { tags, .. } => {
+            let current = material.ok_or(PlanError::MaterialNotFound)?;
+            let mut next = current.clone();
+            if matches!(mutation, LibraryMutation::AddTags { .. }) {
+                for tag in tags.as_slice() {
+                    if !next.tags.contains(tag) {
+                        next.tags.push(tag.clone());
+                    }
+                }
+                if next.tags.len() > Tags::MAX_TAGS {
+                    return Err(PlanError::TooManyTags);
+                }
+            } else {
+                next.tags.retain(|t| !tags.as_slice().contains(t));
+            }
+            Ok(plain(finish_material(current, next, now, next_version), Write::Unchanged))
+        }
+        LibraryMutation::ResolveConflict { conflict_id, resolution, .. } => {
+            let current = material.ok_or(PlanError::MaterialNotFound)?;
+            let next = sync_rules::resolve(current, *conflict_id, resolution)?;
+            Ok(plain(finish_material(current, next, now, next_version), Write::Unchanged))
         }
     }
 }
 
-fn plan_material_patch(
-    current: &Material,
-    patch: &MaterialPatch,
-    now: OffsetDateTime,
-    next_version: LibraryVersion,
-) -> Write<Material> {
+/// A progress change is stale when the device had not seen the progress's last change.
+fn stale_against(base_version: Option<LibraryVersion>, progress: Option<&Progress>) -> bool {
+    match (base_version, progress) {
+        (Some(base), Some(p)) => base < p.version,
+        _ => false,
+    }
+}
+
+fn direct_patch(current: &Material, patch: &MaterialPatch) -> Material {
     let mut next = current.clone();
     if let Some(title) = &patch.title {
         next.title = title.as_str().to_owned();
@@ -186,6 +286,11 @@ fn plan_material_patch(
     if let Some(tags) = &patch.tags {
         next.tags = tags.as_slice().to_vec();
     }
+    next
+}
+
+/// Unchanged when nothing differs; otherwise stamped with the new version and time.
+fn finish_material(current: &Material, mut next: Material, now: OffsetDateTime, next_version: LibraryVersion) -> Write<Material> {
     if next == *current {
         return Write::Unchanged;
     }
@@ -198,6 +303,7 @@ fn plan_progress(
     material_id: MaterialId,
     current: Option<&Progress>,
     update: &ProgressUpdate,
+    stale: bool,
     now: OffsetDateTime,
     next_version: LibraryVersion,
 ) -> Write<Progress> {
@@ -210,22 +316,27 @@ fn plan_progress(
         last_studied_at: None,
         version: next_version,
     });
-    let mut next = base.clone();
-    if let Some(percent) = update.percent_complete {
-        next.percent_complete = percent.value();
-    }
-    if let Some(position) = &update.position {
-        next.position = position.as_str().to_owned();
-    }
-    next.study_seconds = next.study_seconds.saturating_add(update.study_seconds_delta);
-    if let Some(completed) = update.completed {
-        next.completed = completed;
-    }
+    let studied_at = update.last_studied_at.map(|at| at.min(now));
+    let mut next = if stale && !update.reset {
+        sync_rules::merge_progress(&base, update, studied_at.unwrap_or(now))
+    } else {
+        let mut next = base.clone();
+        if let Some(percent) = update.percent_complete {
+            next.percent_complete = percent.value();
+        }
+        if let Some(position) = &update.position {
+            next.position = position.as_str().to_owned();
+        }
+        if let Some(completed) = update.completed {
+            next.completed = completed;
+        }
+        next
+    };
+    next.study_seconds = base.study_seconds.saturating_add(update.study_seconds_delta);
     let content_changed = next != base;
-    if let Some(at) = update.last_studied_at {
-        next.last_studied_at = Some(at);
-    } else if content_changed {
-        next.last_studied_at = Some(now);
+    if content_changed || studied_at.is_some() {
+        let at = studied_at.unwrap_or(now);
+        next.last_studied_at = Some(base.last_studied_at.map_or(at, |last| last.max(at)));
     }
     if current.is_some() && next == base {
         return Write::Unchanged;
@@ -237,6 +348,7 @@ fn plan_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::{PercentComplete, Position};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
@@ -252,6 +364,7 @@ mod tests {
             created_at: NOW,
             updated_at: NOW,
             version: V2,
+            conflicts: Vec::new(),
         }
     }
 
@@ -268,7 +381,7 @@ mod tests {
     #[test]
     fn create_writes_material_and_initial_progress_at_one_version() {
         let id = MaterialId::new();
-        let plan = plan_mutation(None, None, &create(id), NOW, V2).unwrap();
+        let plan = plan_mutation(None, None, None, &create(id), NOW, V2).unwrap();
         let Write::Upsert(m) = plan.material else { panic!("material not written") };
         let Write::Upsert(p) = plan.progress else { panic!("progress not written") };
         assert_eq!((m.version, p.version, p.study_seconds), (V2, V2, 30));
@@ -279,7 +392,7 @@ mod tests {
     fn create_over_existing_is_refused() {
         let id = MaterialId::new();
         let existing = material(id);
-        assert_eq!(plan_mutation(Some(&existing), None, &create(id), NOW, V3), Err(PlanError::MaterialExists));
+        assert_eq!(plan_mutation(Some(&existing), None, None, &create(id), NOW, V3), Err(PlanError::MaterialExists));
     }
 
     #[test]
@@ -287,8 +400,8 @@ mod tests {
         let id = MaterialId::new();
         let existing = material(id);
         let patch = MaterialPatch { title: Some(MaterialTitle::parse("Rust").unwrap()), ..Default::default() };
-        let mutation = LibraryMutation::UpdateMaterial { id, patch, progress: None };
-        assert!(plan_mutation(Some(&existing), None, &mutation, NOW, V3).unwrap().is_noop());
+        let mutation = LibraryMutation::UpdateMaterial { id, patch, progress: None, base_version: None, on_conflict: OnConflict::Record };
+        assert!(plan_mutation(Some(&existing), None, None, &mutation, NOW, V3).unwrap().is_noop());
     }
 
     #[test]
@@ -296,8 +409,8 @@ mod tests {
         let id = MaterialId::new();
         let existing = material(id);
         let patch = MaterialPatch { body: Some(MaterialBody::parse("borrowing").unwrap()), ..Default::default() };
-        let mutation = LibraryMutation::UpdateMaterial { id, patch, progress: None };
-        let plan = plan_mutation(Some(&existing), None, &mutation, NOW, V3).unwrap();
+        let mutation = LibraryMutation::UpdateMaterial { id, patch, progress: None, base_version: None, on_conflict: OnConflict::Record };
+        let plan = plan_mutation(Some(&existing), None, None, &mutation, NOW, V3).unwrap();
         let Write::Upsert(m) = plan.material else { panic!() };
         assert_eq!((m.title.as_str(), m.body.as_str(), m.version), ("Rust", "borrowing", V3));
         assert!(plan.progress.is_unchanged());
@@ -316,8 +429,8 @@ mod tests {
             last_studied_at: None,
             version: V2,
         };
-        let plan = plan_mutation(Some(&existing), Some(&progress), &LibraryMutation::DeleteMaterial { id }, NOW, V3).unwrap();
-        assert_eq!(plan, Plan { material: Write::Delete, progress: Write::Delete });
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &LibraryMutation::DeleteMaterial { id }, NOW, V3).unwrap();
+        assert_eq!((plan.material, plan.progress), (Write::Delete, Write::Delete));
     }
 
     #[test]
@@ -336,22 +449,154 @@ mod tests {
         let add = LibraryMutation::SetProgress {
             material_id: id,
             update: ProgressUpdate { study_seconds_delta: 7, ..Default::default() },
+            base_version: None,
         };
-        let Write::Upsert(p) = plan_mutation(Some(&existing), Some(&progress), &add, NOW, V3).unwrap().progress else {
+        let Write::Upsert(p) = plan_mutation(Some(&existing), Some(&progress), None, &add, NOW, V3).unwrap().progress else {
             panic!()
         };
         assert_eq!(p.study_seconds, 12);
-        let empty = LibraryMutation::SetProgress { material_id: id, update: ProgressUpdate::default() };
-        assert!(plan_mutation(Some(&existing), Some(&progress), &empty, NOW, V3).unwrap().is_noop());
+        let empty = LibraryMutation::SetProgress { material_id: id, update: ProgressUpdate::default(), base_version: None };
+        assert!(plan_mutation(Some(&existing), Some(&progress), None, &empty, NOW, V3).unwrap().is_noop());
     }
 
     #[test]
     fn progress_needs_its_material() {
         let id = MaterialId::new();
-        let set = LibraryMutation::SetProgress { material_id: id, update: ProgressUpdate::default() };
-        assert_eq!(plan_mutation(None, None, &set, NOW, V2), Err(PlanError::MaterialNotFound));
+        let set = LibraryMutation::SetProgress { material_id: id, update: ProgressUpdate::default(), base_version: None };
+        assert_eq!(plan_mutation(None, None, None, &set, NOW, V2), Err(PlanError::MaterialNotFound));
         let existing = material(id);
         let delete = LibraryMutation::DeleteProgress { material_id: id };
-        assert_eq!(plan_mutation(Some(&existing), None, &delete, NOW, V2), Err(PlanError::ProgressNotFound));
+        assert_eq!(plan_mutation(Some(&existing), None, None, &delete, NOW, V2), Err(PlanError::ProgressNotFound));
+    }
+
+    fn progress_at(id: MaterialId, percent: f64, position: &str, version: LibraryVersion) -> Progress {
+        Progress {
+            material_id: id,
+            percent_complete: percent,
+            position: position.into(),
+            study_seconds: 100,
+            completed: true,
+            last_studied_at: Some(NOW),
+            version,
+        }
+    }
+
+    fn stale_update(id: MaterialId, update: ProgressUpdate) -> LibraryMutation {
+        LibraryMutation::SetProgress { material_id: id, update, base_version: Some(LibraryVersion(1)) }
+    }
+
+    #[test]
+    fn sy4_stale_progress_never_goes_backwards_but_a_reset_does() {
+        let id = MaterialId::new();
+        let existing = material(id);
+        let progress = progress_at(id, 60.0, "p60", V2);
+        let update = ProgressUpdate {
+            percent_complete: Some(PercentComplete::parse(30.0).unwrap()),
+            completed: Some(false),
+            study_seconds_delta: 5,
+            ..Default::default()
+        };
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &stale_update(id, update.clone()), NOW, V3).unwrap();
+        let Write::Upsert(p) = plan.progress else { panic!() };
+        assert_eq!((p.percent_complete, p.completed, p.study_seconds), (60.0, true, 105));
+        assert!(plan.merged);
+        let reset = ProgressUpdate { reset: true, ..update };
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &stale_update(id, reset), NOW, V3).unwrap();
+        let Write::Upsert(p) = plan.progress else { panic!() };
+        assert_eq!((p.percent_complete, p.completed), (30.0, false));
+        // Mirror: a stale device reporting more progress moves it forward.
+        let ahead = ProgressUpdate { percent_complete: Some(PercentComplete::parse(90.0).unwrap()), ..Default::default() };
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &stale_update(id, ahead), NOW, V3).unwrap();
+        let Write::Upsert(p) = plan.progress else { panic!() };
+        assert_eq!(p.percent_complete, 90.0);
+    }
+
+    #[test]
+    fn sy6_position_follows_the_most_recent_session_capped_at_receive_time() {
+        let id = MaterialId::new();
+        let existing = material(id);
+        let progress = progress_at(id, 10.0, "recent", V2);
+        let older = ProgressUpdate {
+            position: Some(Position::parse("old").unwrap()),
+            last_studied_at: Some(NOW - time::Duration::hours(1)),
+            ..Default::default()
+        };
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &stale_update(id, older), NOW, V3).unwrap();
+        assert!(plan.progress.is_unchanged(), "an older session does not move the position");
+        let future = ProgressUpdate {
+            position: Some(Position::parse("newer").unwrap()),
+            last_studied_at: Some(NOW + time::Duration::days(365)),
+            ..Default::default()
+        };
+        let later = NOW + time::Duration::minutes(1);
+        let plan = plan_mutation(Some(&existing), Some(&progress), None, &stale_update(id, future), later, V3).unwrap();
+        let Write::Upsert(p) = plan.progress else { panic!() };
+        assert_eq!((p.position.as_str(), p.last_studied_at), ("newer", Some(later)), "device clock capped at receive time");
+    }
+
+    fn stale_patch(id: MaterialId, title: Option<&str>, body: Option<&str>, on_conflict: OnConflict) -> LibraryMutation {
+        LibraryMutation::UpdateMaterial {
+            id,
+            patch: MaterialPatch {
+                title: title.map(|t| MaterialTitle::parse(t).unwrap()),
+                body: body.map(|b| MaterialBody::parse(b).unwrap()),
+                tags: None,
+            },
+            progress: None,
+            base_version: Some(LibraryVersion(1)),
+            on_conflict,
+        }
+    }
+
+    #[test]
+    fn sy1_different_fields_both_survive_and_sy2_overlaps_become_conflicts() {
+        let id = MaterialId::new();
+        let base = MaterialBase { title: "Rust".into(), body: "ownership".into(), tags: vec!["cs".into()] };
+        let mut server = material(id);
+        server.title = "Rust book".into(); // the server changed the title since the base
+        let body_edit = stale_patch(id, None, Some("borrowing"), OnConflict::Record);
+        let plan = plan_mutation(Some(&server), None, Some(&base), &body_edit, NOW, V3).unwrap();
+        let Write::Upsert(m) = plan.material else { panic!() };
+        assert_eq!((m.title.as_str(), m.body.as_str(), plan.conflicts.len()), ("Rust book", "borrowing", 0));
+        let title_edit = stale_patch(id, Some("Rust notes"), None, OnConflict::Record);
+        let plan = plan_mutation(Some(&server), None, Some(&base), &title_edit, NOW, V3).unwrap();
+        let Write::Upsert(m) = plan.material else { panic!() };
+        assert_eq!(m.title, "Rust book", "the server's text stays");
+        assert_eq!(m.conflicts.len(), 1);
+        assert_eq!((m.conflicts[0].field.as_str(), m.conflicts[0].device_value.as_str()), ("title", "Rust notes"));
+        let refused = plan_mutation(Some(&server), None, Some(&base), &stale_patch(id, Some("Rust notes"), None, OnConflict::Refuse), NOW, V3);
+        assert!(matches!(refused, Err(PlanError::EditConflict(c)) if c.len() == 1));
+    }
+
+    #[test]
+    fn sy8_conflicts_resolve_either_way() {
+        let id = MaterialId::new();
+        let base = MaterialBase { title: "Rust".into(), body: "ownership".into(), tags: vec![] };
+        let mut server = material(id);
+        server.title = "Rust book".into();
+        let plan = plan_mutation(Some(&server), None, Some(&base), &stale_patch(id, Some("Notes"), None, OnConflict::Record), NOW, V3).unwrap();
+        let Write::Upsert(with_conflict) = plan.material else { panic!() };
+        let conflict_id = with_conflict.conflicts[0].id;
+        for (resolution, title) in [(Resolution::KeepServer, "Rust book"), (Resolution::TakeDevice, "Notes"), (Resolution::Custom("Both".into()), "Both")] {
+            let resolve = LibraryMutation::ResolveConflict { id, conflict_id, resolution };
+            let Write::Upsert(m) = plan_mutation(Some(&with_conflict), None, None, &resolve, NOW, V3).unwrap().material else { panic!() };
+            assert_eq!((m.title.as_str(), m.conflicts.len()), (title, 0));
+        }
+        let unknown = LibraryMutation::ResolveConflict { id, conflict_id: uuid::Uuid::new_v4(), resolution: Resolution::KeepServer };
+        assert_eq!(plan_mutation(Some(&with_conflict), None, None, &unknown, NOW, V3), Err(PlanError::ConflictNotFound));
+    }
+
+    #[test]
+    fn sy3_tag_operations_are_set_operations() {
+        let id = MaterialId::new();
+        let existing = material(id);
+        let add = LibraryMutation::AddTags { id, tags: Tags::parse(&["exam", "cs"]).unwrap() };
+        let Write::Upsert(m) = plan_mutation(Some(&existing), None, None, &add, NOW, V3).unwrap().material else { panic!() };
+        assert_eq!(m.tags, ["cs", "exam"]);
+        let remove = LibraryMutation::RemoveTags { id, tags: Tags::parse(&["cs", "absent"]).unwrap() };
+        let Write::Upsert(m) = plan_mutation(Some(&m), None, None, &remove, NOW, V3).unwrap().material else { panic!() };
+        assert!(m.tags == ["exam"]);
+        let again = LibraryMutation::RemoveTags { id, tags: Tags::parse(&["cs"]).unwrap() };
+        assert!(plan_mutation(Some(&m), None, None, &again, NOW, V3).unwrap().is_noop());
     }
 }

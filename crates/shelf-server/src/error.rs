@@ -28,6 +28,8 @@ pub enum ApiError {
     MaterialExists,
     #[error("the change feed no longer covers your cursor; start again from since=0")]
     ResyncRequired,
+    #[error("the edit overlaps a concurrent edit made since the If-Match version; nothing was changed")]
+    EditConflict(Vec<shelf_core::Conflict>),
     #[error("request body exceeds the server's size limit (max_body_bytes)")]
     PayloadTooLarge,
     #[error("method not allowed on this route")]
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
             ApiError::MaterialExists => (StatusCode::CONFLICT, ErrorCode::MaterialExists),
             ApiError::ResyncRequired => (StatusCode::GONE, ErrorCode::ResyncRequired),
+            ApiError::EditConflict(_) => (StatusCode::CONFLICT, ErrorCode::EditConflict),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
@@ -67,6 +70,12 @@ impl From<StoreError> for ApiError {
             StoreError::Plan(PlanError::MaterialNotFound) => ApiError::NotFound("material"),
             StoreError::Plan(PlanError::ProgressNotFound) => ApiError::NotFound("progress"),
             StoreError::Plan(PlanError::MaterialExists) => ApiError::MaterialExists,
+            StoreError::Plan(PlanError::ConflictNotFound) => ApiError::NotFound("conflict"),
+            StoreError::Plan(PlanError::TooManyTags) => {
+                ApiError::Validation(shelf_core::ValidationError::new("tags", "at most 50 tags"))
+            }
+            StoreError::Plan(PlanError::EditConflict(conflicts)) => ApiError::EditConflict(conflicts),
+            StoreError::DuplicateMutation => ApiError::Internal(anyhow::anyhow!("unexpected duplicate mutation receipt")),
             StoreError::EmailTaken => ApiError::EmailTaken,
             // Only reachable if an account is deleted under a live session.
             StoreError::UserNotFound => ApiError::Unauthenticated,
@@ -88,7 +97,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_, message) => message.clone(),
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { code, message })).into_response()
+        let conflicts = match &self {
+            ApiError::EditConflict(conflicts) => Some(conflicts.iter().map(Into::into).collect()),
+            _ => None,
+        };
+        (status, Json(ErrorBody { code, message, conflicts })).into_response()
     }
 }
 

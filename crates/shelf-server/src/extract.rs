@@ -117,3 +117,15 @@ fn csrf_safe(parts: &Parts) -> bool {
         _ => false,
     }
 }
+
+/// The library version in an `If-Match` header (`5`, `"5"` or `W/"5"`), if any.
+pub fn if_match_version(headers: &axum::http::HeaderMap) -> Result<Option<shelf_core::LibraryVersion>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let raw = value.to_str().unwrap_or("").trim();
+    let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    raw.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .map(|v| Some(shelf_core::LibraryVersion(v)))
+        .ok_or_else(|| ApiError::Validation(shelf_core::ValidationError::new("If-Match", "must be a library version number")))
+}

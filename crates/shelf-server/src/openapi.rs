@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{auth, devices, health, library, materials, progress};
+use crate::handlers::{auth, devices, health, library, materials, progress, sync};
 use crate::realtime::{sse, ws};
 use crate::state::AppState;
 
@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(progress::put, progress::delete))
         .routes(routes!(library::version))
         .routes(routes!(library::changes))
+        .routes(routes!(sync::apply))
+        .routes(routes!(sync::rejected))
+        .routes(routes!(sync::conflicts))
+        .routes(routes!(sync::resolve))
         .routes(routes!(sse::events))
         .routes(routes!(sse::ticket))
         .routes(routes!(ws::upgrade))

@@ -8,11 +8,15 @@
 mod accounts;
 mod library;
 mod rows;
+mod sync;
 mod write;
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
-use shelf_store::{Applied, ChangesPage, NewSession, SessionAuth, SessionInfo, Store, StoreError, StoreResult, UserCredentials};
+use shelf_store::{
+    Applied, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth, SessionInfo, Store,
+    StoreError, StoreResult, UserCredentials,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -131,8 +135,30 @@ impl Store for PostgresStore {
         library::list_materials(&self.pool, user, after, limit).await
     }
 
-    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
-        write::apply(&self.pool, user, mutation, now).await
+    async fn apply_with_receipt(
+        &self,
+        user: UserId,
+        mutation: &LibraryMutation,
+        now: OffsetDateTime,
+        receipt: Option<ReceiptKey>,
+    ) -> StoreResult<Applied> {
+        write::apply(&self.pool, user, mutation, now, receipt).await
+    }
+
+    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+        sync::receipt(&self.pool, key).await
+    }
+
+    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt> {
+        sync::reject(&self.pool, user, key, rejection, now).await
+    }
+
+    async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
+        sync::rejected_mutations(&self.pool, user, limit).await
+    }
+
+    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool> {
+        sync::material_deleted(&self.pool, user, id).await
     }
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {

@@ -28,7 +28,7 @@ pub async fn library_versions(pool: &PgPool, users: &[UserId]) -> StoreResult<Ve
     Ok(rows.into_iter().map(|(id, v)| (UserId(id), LibraryVersion(v))).collect())
 }
 
-const MATERIAL_WITH_PROGRESS: &str = "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version,
+const MATERIAL_WITH_PROGRESS: &str = "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version, m.conflicts,
         p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
         p.study_seconds AS p_study_seconds, p.completed AS p_completed,
         p.last_studied_at AS p_last_studied_at, p.version AS p_version
@@ -71,7 +71,7 @@ pub async fn list_materials(
 
 const FEED: &str = "SELECT c.kind, c.entity_id, c.version AS change_version, c.op,
         m.id AS m_id, m.title AS m_title, m.body AS m_body, m.tags AS m_tags, m.created_at AS m_created_at,
-        m.updated_at AS m_updated_at, m.version AS m_version,
+        m.updated_at AS m_updated_at, m.version AS m_version, m.conflicts AS m_conflicts,
         p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
         p.study_seconds AS p_study_seconds, p.completed AS p_completed,
         p.last_studied_at AS p_last_studied_at, p.version AS p_version

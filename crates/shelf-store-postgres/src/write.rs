@@ -1,7 +1,7 @@
 //! The only library writer: plan, write rows + change entries + version in one transaction.
 
 use shelf_core::{plan_mutation, ChangeKind, ChangeOp, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId, Write};
-use shelf_store::{Applied, StoreError, StoreResult};
+use shelf_store::{Applied, ReceiptKey, StoreError, StoreResult};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
@@ -9,9 +9,15 @@ use time::OffsetDateTime;
 use crate::db_err;
 use crate::rows;
 
-type Tx<'a> = Transaction<'a, Postgres>;
+pub(crate) type Tx<'a> = Transaction<'a, Postgres>;
 
-pub async fn apply(pool: &PgPool, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+pub async fn apply(
+    pool: &PgPool,
+    user: UserId,
+    mutation: &LibraryMutation,
+    now: OffsetDateTime,
+    receipt: Option<ReceiptKey>,
+) -> StoreResult<Applied> {
     // The user's row lock serialises this user's writers until commit: reading the version and
     // writing version + 1 cannot race another bump, and other users are not blocked.
     let mut tx = pool.begin().await.map_err(db_err)?;
@@ -25,11 +31,24 @@ pub async fn apply(pool: &PgPool, user: UserId, mutation: &LibraryMutation, now:
     let id = mutation.material_id();
     let material = load_material(&mut tx, user, id).await?;
     let progress = load_progress(&mut tx, user, id).await?;
+    if let Some(key) = receipt {
+        // Checked under the user's lock: a replay must be reported as a duplicate, not re-judged.
+        crate::sync::ensure_new(&mut tx, key).await?;
+    }
+    let base = match (mutation.base_version(), &material) {
+        (Some(base), Some(m)) if base < m.version => crate::sync::load_base(&mut tx, user, id, base).await?,
+        _ => None,
+    };
     let next = current.next();
-    let plan = plan_mutation(material.as_ref(), progress.as_ref(), mutation, now, next)?;
+    let plan = plan_mutation(material.as_ref(), progress.as_ref(), base.as_ref(), mutation, now, next)?;
+    let (merged, conflicts) = (plan.merged, plan.conflicts.clone());
     if plan.is_noop() {
-        tx.rollback().await.map_err(db_err)?;
-        return Ok(Applied { library_version: current, changed: false, material, progress });
+        let applied = Applied { library_version: current, changed: false, material, progress, merged, conflicts };
+        if let Some(key) = receipt {
+            crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+            tx.commit().await.map_err(db_err)?;
+        }
+        return Ok(applied);
     }
     sqlx::query("UPDATE users SET library_version = $1 WHERE id = $2")
         .bind(next.0)
@@ -77,12 +96,16 @@ pub async fn apply(pool: &PgPool, user: UserId, mutation: &LibraryMutation, now:
             .await
             .map_err(db_err)?;
     }
+    let applied = Applied { library_version: next, changed: true, material, progress, merged, conflicts };
+    if let Some(key) = receipt {
+        crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+    }
     tx.commit().await.map_err(db_err)?;
-    Ok(Applied { library_version: next, changed: true, material, progress })
+    Ok(applied)
 }
 
 async fn load_material(tx: &mut Tx<'_>, user: UserId, id: MaterialId) -> StoreResult<Option<Material>> {
-    let row = sqlx::query("SELECT id, title, body, tags, created_at, updated_at, version FROM materials WHERE user_id = $1 AND id = $2")
+    let row = sqlx::query("SELECT id, title, body, tags, created_at, updated_at, version, conflicts FROM materials WHERE user_id = $1 AND id = $2")
         .bind(user.0)
         .bind(id.0)
         .fetch_optional(&mut **tx)
@@ -106,10 +129,11 @@ async fn load_progress(tx: &mut Tx<'_>, user: UserId, id: MaterialId) -> StoreRe
 
 async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
-             tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version",
+             tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
+             conflicts = excluded.conflicts",
     )
     .bind(user.0)
     .bind(m.id.0)
@@ -119,10 +143,11 @@ async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreRe
     .bind(m.created_at)
     .bind(m.updated_at)
     .bind(m.version.0)
+    .bind(Json(&m.conflicts))
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    Ok(())
+    crate::sync::record_revision(tx, user, m).await
 }
 
 async fn upsert_progress(tx: &mut Tx<'_>, user: UserId, p: &Progress) -> StoreResult<()> {

@@ -7,6 +7,7 @@
 mod accounts;
 mod library;
 mod rows;
+mod sync;
 mod write;
 
 use std::str::FromStr;
@@ -14,7 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
-use shelf_store::{Applied, ChangesPage, NewSession, SessionAuth, SessionInfo, Store, StoreError, StoreResult, UserCredentials};
+use shelf_store::{
+    Applied, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth, SessionInfo, Store,
+    StoreError, StoreResult, UserCredentials,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -150,8 +154,30 @@ impl Store for SqliteStore {
         library::list_materials(&self.reader, user, after, limit).await
     }
 
-    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
-        write::apply(&self.writer, user, mutation, now).await
+    async fn apply_with_receipt(
+        &self,
+        user: UserId,
+        mutation: &LibraryMutation,
+        now: OffsetDateTime,
+        receipt: Option<ReceiptKey>,
+    ) -> StoreResult<Applied> {
+        write::apply(&self.writer, user, mutation, now, receipt).await
+    }
+
+    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+        sync::receipt(&self.reader, key).await
+    }
+
+    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt> {
+        sync::reject(&self.writer, user, key, rejection, now).await
+    }
+
+    async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
+        sync::rejected_mutations(&self.reader, user, limit).await
+    }
+
+    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool> {
+        sync::material_deleted(&self.reader, user, id).await
     }
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {

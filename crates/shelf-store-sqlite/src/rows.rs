@@ -23,7 +23,7 @@ pub fn parse_tags(raw: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(raw).map_err(StoreError::backend)
 }
 
-/// Reads a material from columns `id, title, body, tags, created_at, updated_at, version`
+/// Reads a material from columns `id, title, body, tags, created_at, updated_at, version, conflicts`
 /// (with an optional prefix such as `m_` for joined queries).
 pub fn material(row: &SqliteRow, prefix: &str) -> Result<Material, StoreError> {
     let col = |name: &str| format!("{prefix}{name}");
@@ -37,7 +37,13 @@ pub fn material(row: &SqliteRow, prefix: &str) -> Result<Material, StoreError> {
         created_at: from_micros(row.try_get(col("created_at").as_str()).map_err(StoreError::backend)?)?,
         updated_at: from_micros(row.try_get(col("updated_at").as_str()).map_err(StoreError::backend)?)?,
         version: LibraryVersion(row.try_get(col("version").as_str()).map_err(StoreError::backend)?),
+        conflicts: serde_json::from_str(&row.try_get::<String, _>(col("conflicts").as_str()).map_err(StoreError::backend)?)
+            .map_err(StoreError::backend)?,
     })
+}
+
+pub fn conflicts_json(conflicts: &[shelf_core::Conflict]) -> Result<String, StoreError> {
+    serde_json::to_string(conflicts).map_err(StoreError::backend)
 }
 
 /// Reads progress from columns `material_id, percent_complete, position, study_seconds,

@@ -1,26 +1,45 @@
 //! The only library writer: plan, write rows + change entries + version in one transaction.
 
 use shelf_core::{plan_mutation, ChangeKind, ChangeOp, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId, Write};
-use shelf_store::{Applied, StoreError, StoreResult};
+use shelf_store::{Applied, ReceiptKey, StoreError, StoreResult};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::db_err;
 use crate::rows::{self, micros};
 
-type Tx<'a> = Transaction<'a, Sqlite>;
+pub(crate) type Tx<'a> = Transaction<'a, Sqlite>;
 
-pub async fn apply(pool: &SqlitePool, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+pub async fn apply(
+    pool: &SqlitePool,
+    user: UserId,
+    mutation: &LibraryMutation,
+    now: OffsetDateTime,
+    receipt: Option<ReceiptKey>,
+) -> StoreResult<Applied> {
     // The writer pool has one connection, so this transaction is the only writer: reading the
     // version and writing version + 1 cannot race another bump.
     let mut tx = pool.begin().await.map_err(db_err)?;
     let id = mutation.material_id();
     let (current, material, progress) = load_state(&mut tx, user, id).await?;
+    if let Some(key) = receipt {
+        // Checked before planning: a replay must be reported as a duplicate, not re-judged.
+        crate::sync::ensure_new(&mut tx, key).await?;
+    }
+    let base = match (mutation.base_version(), &material) {
+        (Some(base), Some(m)) if base < m.version => crate::sync::load_base(&mut tx, user, id, base).await?,
+        _ => None,
+    };
     let next = current.next();
-    let plan = plan_mutation(material.as_ref(), progress.as_ref(), mutation, now, next)?;
+    let plan = plan_mutation(material.as_ref(), progress.as_ref(), base.as_ref(), mutation, now, next)?;
+    let (merged, conflicts) = (plan.merged, plan.conflicts.clone());
     if plan.is_noop() {
-        tx.rollback().await.map_err(db_err)?;
-        return Ok(Applied { library_version: current, changed: false, material, progress });
+        let applied = Applied { library_version: current, changed: false, material, progress, merged, conflicts };
+        if let Some(key) = receipt {
+            crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+            tx.commit().await.map_err(db_err)?;
+        }
+        return Ok(applied);
     }
     sqlx::query("UPDATE users SET library_version = ? WHERE id = ?")
         .bind(next.0)
@@ -68,8 +87,12 @@ pub async fn apply(pool: &SqlitePool, user: UserId, mutation: &LibraryMutation, 
             .await
             .map_err(db_err)?;
     }
+    let applied = Applied { library_version: next, changed: true, material, progress, merged, conflicts };
+    if let Some(key) = receipt {
+        crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+    }
     tx.commit().await.map_err(db_err)?;
-    Ok(Applied { library_version: next, changed: true, material, progress })
+    Ok(applied)
 }
 
 /// The user's version, the material and its progress in one statement: each statement is a
@@ -82,7 +105,7 @@ async fn load_state(
     let row = sqlx::query(
         "SELECT u.library_version,
              m.id AS m_id, m.title AS m_title, m.body AS m_body, m.tags AS m_tags, m.created_at AS m_created_at,
-             m.updated_at AS m_updated_at, m.version AS m_version,
+             m.updated_at AS m_updated_at, m.version AS m_version, m.conflicts AS m_conflicts,
              p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
              p.study_seconds AS p_study_seconds, p.completed AS p_completed,
              p.last_studied_at AS p_last_studied_at, p.version AS p_version
@@ -107,10 +130,11 @@ async fn load_state(
 
 async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
-             tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version",
+             tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
+             conflicts = excluded.conflicts",
     )
     .bind(user.0)
     .bind(m.id.0)
@@ -120,10 +144,11 @@ async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreRe
     .bind(micros(m.created_at))
     .bind(micros(m.updated_at))
     .bind(m.version.0)
+    .bind(rows::conflicts_json(&m.conflicts)?)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    Ok(())
+    crate::sync::record_revision(tx, user, m).await
 }
 
 async fn upsert_progress(tx: &mut Tx<'_>, user: UserId, p: &Progress) -> StoreResult<()> {

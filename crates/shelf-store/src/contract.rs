@@ -37,6 +37,8 @@ fn retitle(id: MaterialId, title: &str) -> LibraryMutation {
         id,
         patch: MaterialPatch { title: Some(MaterialTitle::parse(title).unwrap()), ..Default::default() },
         progress: None,
+        base_version: None,
+        on_conflict: shelf_core::OnConflict::Record,
     }
 }
 
@@ -99,6 +101,7 @@ pub async fn cf1_feed_returns_latest_state_and_tombstones(store: &dyn Store) {
     let set = LibraryMutation::SetProgress {
         material_id: b,
         update: ProgressUpdate { study_seconds_delta: 5, ..Default::default() },
+        base_version: None,
     };
     store.apply(u, &set, now()).await.unwrap(); // v5
     store.apply(u, &LibraryMutation::DeleteMaterial { id: b }, now()).await.unwrap(); // v6
@@ -281,6 +284,65 @@ pub async fn au7_stream_tickets_are_single_use(store: &dyn Store) {
     assert!(store.live_devices(&[session.device_id], t).await.unwrap().is_empty());
 }
 
+/// SY9: receipts make a replay a no-op; a merge against an older version uses that version's
+/// fields as the base; rejections land in the dead-letter list with their receipt.
+pub async fn sy9_receipts_bases_and_dead_letters(store: &dyn Store) {
+    use crate::{ReceiptKey, Rejection};
+    let u = user(store).await;
+    let device = DeviceId::new();
+    let id = MaterialId::new();
+    let key = |n| Some(ReceiptKey { device, mutation_id: n });
+    let created = store.apply_with_receipt(u, &create(id, "Title"), now(), key(1)).await.unwrap();
+    assert_eq!(created.library_version, LibraryVersion(2));
+    assert!(matches!(store.apply_with_receipt(u, &create(id, "Title"), now(), key(1)).await, Err(StoreError::DuplicateMutation)));
+    let receipt = store.receipt(ReceiptKey { device, mutation_id: 1 }).await.unwrap().unwrap();
+    assert_eq!((receipt.status.as_str(), receipt.library_version), ("applied", LibraryVersion(2)));
+
+    // Body edited at v3 by one device; another device that saw only v2 edits the title: both survive.
+    let body = LibraryMutation::UpdateMaterial {
+        id,
+        patch: MaterialPatch { body: Some(shelf_core::MaterialBody::parse("line one\nline two\n").unwrap()), ..Default::default() },
+        progress: None,
+        base_version: Some(LibraryVersion(2)),
+        on_conflict: shelf_core::OnConflict::Record,
+    };
+    store.apply(u, &body, now()).await.unwrap();
+    let stale_title = LibraryMutation::UpdateMaterial {
+        id,
+        patch: MaterialPatch { title: Some(MaterialTitle::parse("New title").unwrap()), body: Some(shelf_core::MaterialBody::parse("body").unwrap()), tags: None },
+        progress: None,
+        base_version: Some(LibraryVersion(2)),
+        on_conflict: shelf_core::OnConflict::Record,
+    };
+    let merged = store.apply_with_receipt(u, &stale_title, now(), key(2)).await.unwrap();
+    assert!(merged.merged);
+    let material = merged.material.unwrap();
+    assert_eq!((material.title.as_str(), material.body.as_str()), ("New title", "line one\nline two\n"));
+    assert!(material.conflicts.is_empty(), "the device did not change the body (base 'body')");
+    let receipt = store.receipt(ReceiptKey { device, mutation_id: 2 }).await.unwrap().unwrap();
+    assert_eq!(receipt.status, "merged");
+    let listed = store.material(u, id).await.unwrap().unwrap().0;
+    assert_eq!(listed, material);
+
+    // A rejection is dead-lettered once, with its receipt.
+    let rejection = Rejection {
+        mutation_type: "material.update".into(),
+        material_id: MaterialId::new(),
+        data: "{\"title\":\"x\"}".into(),
+        code: "not_found".into(),
+        message: "material not found".into(),
+    };
+    let first = store.reject(u, key(3), &rejection, now()).await.unwrap();
+    let again = store.reject(u, key(3), &rejection, now()).await.unwrap();
+    assert_eq!((first.status.as_str(), again), ("rejected", first.clone()));
+    let dead = store.rejected_mutations(u, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].rejection.clone(), dead[0].mutation_id), (rejection, Some(3)));
+    store.apply(u, &LibraryMutation::DeleteMaterial { id }, now()).await.unwrap();
+    assert!(store.material_deleted(u, id).await.unwrap());
+    assert!(!store.material_deleted(u, MaterialId::new()).await.unwrap());
+}
+
 /// Generates one `#[tokio::test]` per contract rule for a backend. `$fresh` is an async fn
 /// returning `(store, guard)`: a store over a fresh database, and whatever keeps it alive.
 #[macro_export]
@@ -294,7 +356,8 @@ macro_rules! contract_tests {
             cf4_purged_tombstones_require_resync,
             iso1_users_are_isolated,
             au1_sessions_resolve_until_revoked_or_expired,
-            au7_stream_tickets_are_single_use
+            au7_stream_tickets_are_single_use,
+            sy9_receipts_bases_and_dead_letters
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {

@@ -13,6 +13,9 @@ pub enum StoreError {
     EmailTaken,
     #[error("no such user")]
     UserNotFound,
+    /// The receipt for this device's mutation already exists: it was applied before.
+    #[error("this mutation was already delivered")]
+    DuplicateMutation,
     /// The client's cursor predates the feed's horizon (or is ahead of the library).
     #[error("the change feed no longer covers version {since}; start again from 0")]
     ResyncRequired { since: LibraryVersion },

@@ -14,7 +14,10 @@ pub mod contract;
 
 pub use error::{StoreError, StoreResult};
 pub use feed::{trim_to_whole_versions, TrimmedPage};
-pub use types::{Applied, Change, ChangeData, ChangesPage, NewSession, SessionAuth, SessionInfo, UserCredentials};
+pub use types::{
+    Applied, Change, ChangeData, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth,
+    SessionInfo, UserCredentials,
+};
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
@@ -88,7 +91,34 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one mutation atomically: locks the user's version, plans the change with
     /// [`shelf_core::plan_mutation`], writes rows, change-feed entries and the bumped version in
     /// one transaction. A no-op plan writes nothing and keeps the version.
-    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied>;
+    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+        self.apply_with_receipt(user, mutation, now, None).await
+    }
+
+    /// [`Store::apply`] that also records `receipt` (device, mutationId → result) in the same
+    /// transaction, also for a no-op. [`StoreError::DuplicateMutation`] (and no effect) if that
+    /// receipt already exists. For an edit older than the material (`base_version`), the
+    /// material's fields as of that version are loaded as the merge base.
+    async fn apply_with_receipt(
+        &self,
+        user: UserId,
+        mutation: &LibraryMutation,
+        now: OffsetDateTime,
+        receipt: Option<ReceiptKey>,
+    ) -> StoreResult<Applied>;
+
+    /// The stored result of a device's mutation, if it was delivered before.
+    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>>;
+
+    /// Records a rejected mutation in the dead-letter list and, with a key, its receipt — in one
+    /// transaction. If the receipt already exists, nothing is written and it is returned.
+    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt>;
+
+    /// The user's dead-letter list, newest first.
+    async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>>;
+
+    /// Whether the user had this material and deleted it (its tombstone is still kept).
+    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool>;
 
     /// The latest state of every entity changed after `since`, ascending by version, never
     /// splitting one version across pages. [`StoreError::ResyncRequired`] when tombstones the
@@ -98,4 +128,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// The receipt an applied mutation leaves: `merged` when the merge rules were used, with the
+/// conflicts it recorded as JSON detail. Shared so every backend stores the same thing.
+pub fn receipt_for(mutation_id: i64, applied: &Applied) -> StoreResult<Receipt> {
+    let detail = if applied.conflicts.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&applied.conflicts).map_err(StoreError::backend)?)
+    };
+    Ok(Receipt {
+        mutation_id,
+        status: if applied.merged { "merged" } else { "applied" }.to_owned(),
+        library_version: applied.library_version,
+        code: None,
+        message: None,
+        detail,
+    })
 }

@@ -48,6 +48,51 @@ pub struct Applied {
     pub changed: bool,
     pub material: Option<Material>,
     pub progress: Option<Progress>,
+    /// True when the edit was older than what it changed and went through the merge rules.
+    pub merged: bool,
+    /// Conflicts this mutation recorded on the material.
+    pub conflicts: Vec<shelf_core::Conflict>,
+}
+
+/// Identifies one queued mutation of one device, for idempotent replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptKey {
+    pub device: DeviceId,
+    pub mutation_id: i64,
+}
+
+/// What a mutation's first delivery resulted in, stored in the same transaction as its effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    pub mutation_id: i64,
+    /// `applied`, `merged` or `rejected`.
+    pub status: String,
+    pub library_version: LibraryVersion,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// JSON: the conflicts a merge recorded.
+    pub detail: Option<String>,
+}
+
+/// A mutation that could not apply, to keep in the dead-letter list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub mutation_type: String,
+    pub material_id: MaterialId,
+    /// The mutation's `data`, as JSON text, so the user can restore it.
+    pub data: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// An entry of the dead-letter list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedMutation {
+    pub id: uuid::Uuid,
+    pub device_id: Option<DeviceId>,
+    pub mutation_id: Option<i64>,
+    pub rejection: Rejection,
+    pub created_at: OffsetDateTime,
 }
 
 /// The latest state of one changed entity.

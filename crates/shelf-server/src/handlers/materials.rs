@@ -64,17 +64,27 @@ pub async fn get(State(state): State<AppState>, device: CurrentDevice, Path(id):
     Ok(Json(MaterialView::new(&material, progress.as_ref())))
 }
 
-/// Partially updates a material, and optionally its progress, in one transaction.
+/// Partially updates a material, and optionally its progress, in one transaction. With
+/// `If-Match: <libraryVersion>` (the version the client edited from) a stale edit is merged:
+/// other fields' concurrent changes survive; if a changed text field overlaps a concurrent edit
+/// nothing is written and the answer is 409 `edit_conflict` listing the conflicts.
 #[utoipa::path(patch, path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path)), request_body = UpdateMaterialRequest,
-    responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path), ("If-Match" = Option<i64>, Header, description = "library version the edit was made against")),
+    request_body = UpdateMaterialRequest,
+    responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "edit_conflict, with `conflicts`", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     device: CurrentDevice,
     Path(id): Path<Uuid>,
+    headers: axum::http::HeaderMap,
     Json(request): Json<UpdateMaterialRequest>,
 ) -> ApiResult<Json<MaterialMutationResponse>> {
-    let mutation = library::parse_update(MaterialId(id), &request)?;
+    let mut mutation = library::parse_update(MaterialId(id), &request)?;
+    if let LibraryMutation::UpdateMaterial { base_version, on_conflict, .. } = &mut mutation {
+        *base_version = crate::extract::if_match_version(&headers)?;
+        *on_conflict = shelf_core::OnConflict::Refuse;
+    }
     let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
     mutation_response(applied)
 }

@@ -6,3 +6,4 @@ pub mod health;
 pub mod library;
 pub mod materials;
 pub mod progress;
+pub mod sync;

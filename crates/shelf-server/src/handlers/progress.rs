@@ -10,7 +10,9 @@ use crate::extract::{CurrentDevice, Json, Path};
 use crate::service::library;
 use crate::state::AppState;
 
-/// Sets progress fields; `studySecondsDelta` adds to the study-time counter.
+/// Sets progress fields; `studySecondsDelta` adds to the study-time counter. With
+/// `If-Match: <libraryVersion>` older than the progress, the sync merge rules apply (percent never
+/// goes backwards, completion sticks, position follows the most recent session) unless `reset`.
 #[utoipa::path(put, path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)), request_body = ProgressInput,
     responses((status = 200, body = ProgressMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -18,9 +20,12 @@ pub async fn put(
     State(state): State<AppState>,
     device: CurrentDevice,
     Path(id): Path<Uuid>,
+    headers: axum::http::HeaderMap,
     Json(input): Json<ProgressInput>,
 ) -> ApiResult<Json<ProgressMutationResponse>> {
-    let mutation = LibraryMutation::SetProgress { material_id: MaterialId(id), update: library::parse_progress(&input)? };
+    let base_version = crate::extract::if_match_version(&headers)?;
+    let update = library::parse_progress(&input)?;
+    let mutation = LibraryMutation::SetProgress { material_id: MaterialId(id), update, base_version };
     let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
     let progress = applied.progress.as_ref().ok_or(ApiError::NotFound("progress"))?;
     Ok(Json(ProgressMutationResponse { progress: ProgressView::from(progress), library_version: applied.library_version.0 }))

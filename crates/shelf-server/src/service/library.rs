@@ -27,6 +27,7 @@ pub fn parse_progress(input: &ProgressInput) -> ApiResult<ProgressUpdate> {
         study_seconds_delta: ProgressUpdate::parse_study_seconds_delta(input.study_seconds_delta)?,
         completed: input.completed,
         last_studied_at: input.last_studied_at.map(shelf_core::truncate_to_micros),
+        reset: input.reset,
     })
 }
 
@@ -49,6 +50,8 @@ pub fn parse_update(id: MaterialId, request: &UpdateMaterialRequest) -> ApiResul
             tags: request.tags.as_deref().map(Tags::parse).transpose()?,
         },
         progress: request.progress.as_ref().map(parse_progress).transpose()?,
+        base_version: None,
+        on_conflict: shelf_core::OnConflict::Record,
     })
 }
 

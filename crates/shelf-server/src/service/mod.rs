@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod library;
+pub mod mutations;
 pub mod tickets;
 pub mod versions;

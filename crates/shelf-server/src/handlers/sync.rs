@@ -1,0 +1,93 @@
+//! `POST /api/library/mutations`, `GET /api/library/rejected`, and material conflicts.
+
+use axum::extract::State;
+use shelf_api::{
+    ConflictView, ErrorBody, MaterialMutationResponse, MaterialView, MutationBatchRequest, MutationBatchResponse, RejectedPage,
+    RejectedView, ResolveConflictRequest,
+};
+use shelf_core::{LibraryMutation, MaterialId, MaterialTitle, MaterialBody, Resolution};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{CurrentDevice, Json, Path};
+use crate::service::{library, mutations};
+use crate::state::AppState;
+
+/// Applies a device's queued edits in order, each exactly once (see docs/sync-protocol.md).
+#[utoipa::path(post, path = "/api/library/mutations", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+    request_body = MutationBatchRequest,
+    responses((status = 200, body = MutationBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn apply(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Json(request): Json<MutationBatchRequest>,
+) -> ApiResult<Json<MutationBatchResponse>> {
+    let (version, results) =
+        mutations::apply_batch(state.store.as_ref(), state.bus.as_ref(), device.user_id, device.device_id, &request.mutations).await?;
+    Ok(Json(MutationBatchResponse { library_version: version.0, results }))
+}
+
+/// The dead-letter list: mutations that could not apply, newest first, kept so they can be restored.
+#[utoipa::path(get, path = "/api/library/rejected", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = RejectedPage), (status = 401, body = ErrorBody)))]
+pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<RejectedPage>> {
+    let items = state.store.rejected_mutations(device.user_id, 500).await?;
+    Ok(Json(RejectedPage {
+        items: items
+            .into_iter()
+            .map(|r| RejectedView {
+                id: r.id,
+                device_id: r.device_id.map(|d| d.0),
+                mutation_id: r.mutation_id,
+                mutation_type: r.rejection.mutation_type,
+                material_id: r.rejection.material_id.0,
+                data: serde_json::from_str(&r.rejection.data).unwrap_or(serde_json::Value::Null),
+                code: r.rejection.code,
+                message: r.rejection.message,
+                created_at: r.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// The material's unresolved conflicts.
+#[utoipa::path(get, path = "/api/materials/{id}/conflicts", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = [ConflictView]), (status = 404, body = ErrorBody)))]
+pub async fn conflicts(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<ConflictView>>> {
+    let (material, _) = library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
+    Ok(Json(material.conflicts.iter().map(ConflictView::from).collect()))
+}
+
+/// Settles a conflict: `server` keeps the current value, `device` takes the device's, `custom`
+/// writes `value`. Bumps the library version like any edit.
+#[utoipa::path(post, path = "/api/materials/{id}/conflicts/{conflictId}/resolve", tag = "sync",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path), ("conflictId" = Uuid, Path)), request_body = ResolveConflictRequest,
+    responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path((id, conflict_id)): Path<(Uuid, Uuid)>,
+    Json(request): Json<ResolveConflictRequest>,
+) -> ApiResult<Json<MaterialMutationResponse>> {
+    let (material, _) = library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
+    let field = material.conflicts.iter().find(|c| c.id == conflict_id).map(|c| c.field.clone()).ok_or(ApiError::NotFound("conflict"))?;
+    let resolution = match (request.resolution.as_str(), request.value) {
+        ("server", _) => Resolution::KeepServer,
+        ("device", _) => Resolution::TakeDevice,
+        ("custom", Some(value)) if field == "title" => Resolution::Custom(MaterialTitle::parse(&value)?.as_str().to_owned()),
+        ("custom", Some(value)) => Resolution::Custom(MaterialBody::parse(&value)?.as_str().to_owned()),
+        _ => {
+            let message = "resolution must be server, device, or custom with a value";
+            return Err(shelf_core::ValidationError::new("resolution", message).into());
+        }
+    };
+    let mutation = LibraryMutation::ResolveConflict { id: MaterialId(id), conflict_id, resolution };
+    let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
+    let material = applied.material.as_ref().ok_or(ApiError::NotFound("material"))?;
+    Ok(Json(MaterialMutationResponse {
+        material: MaterialView::new(material, applied.progress.as_ref()),
+        library_version: applied.library_version.0,
+    }))
+}
