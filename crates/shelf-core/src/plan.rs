@@ -108,6 +108,16 @@ impl LibraryMutation {
         }
     }
 
+    /// Raises the base version to at least `floor`: a device has always seen its own earlier
+    /// edits, even when the `baseVersion` it sent predates them (edits queued offline in a row).
+    pub fn raise_base_version(&mut self, floor: LibraryVersion) {
+        match self {
+            LibraryMutation::UpdateMaterial { base_version: Some(base), .. }
+            | LibraryMutation::SetProgress { base_version: Some(base), .. } => *base = (*base).max(floor),
+            _ => {}
+        }
+    }
+
     /// The version whose material fields the planner needs as a merge base, if any.
     pub fn base_version(&self) -> Option<LibraryVersion> {
         match self {

@@ -70,10 +70,17 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-async fn insert_receipt(tx: &mut Tx<'_>, user: UserId, key: ReceiptKey, receipt: &Receipt, now: OffsetDateTime) -> StoreResult<()> {
+async fn insert_receipt(
+    tx: &mut Tx<'_>,
+    user: UserId,
+    key: ReceiptKey,
+    material: MaterialId,
+    receipt: &Receipt,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
     let result = sqlx::query(
-        "INSERT INTO mutation_receipts (device_id, mutation_id, user_id, status, library_version, code, message, detail, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO mutation_receipts (device_id, mutation_id, user_id, status, library_version, code, message, detail, created_at, material_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(key.device.0)
     .bind(key.mutation_id)
@@ -84,6 +91,7 @@ async fn insert_receipt(tx: &mut Tx<'_>, user: UserId, key: ReceiptKey, receipt:
     .bind(&receipt.message)
     .bind(&receipt.detail)
     .bind(now)
+    .bind(material.0)
     .execute(&mut **tx)
     .await;
     match result {
@@ -94,9 +102,30 @@ async fn insert_receipt(tx: &mut Tx<'_>, user: UserId, key: ReceiptKey, receipt:
 }
 
 /// Records the result of an applied (or merged) mutation inside its transaction.
-pub async fn record_receipt(tx: &mut Tx<'_>, user: UserId, key: ReceiptKey, applied: &Applied, now: OffsetDateTime) -> StoreResult<()> {
+pub async fn record_receipt(
+    tx: &mut Tx<'_>,
+    user: UserId,
+    key: ReceiptKey,
+    material: MaterialId,
+    applied: &Applied,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
     let receipt = shelf_store::receipt_for(key.mutation_id, applied)?;
-    insert_receipt(tx, user, key, &receipt, now).await
+    insert_receipt(tx, user, key, material, &receipt, now).await
+}
+
+/// The library version of this device's latest applied mutation of this material, if any.
+pub async fn own_latest_write(tx: &mut Tx<'_>, key: ReceiptKey, material: MaterialId) -> StoreResult<Option<LibraryVersion>> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(library_version) FROM mutation_receipts
+         WHERE device_id = $1 AND material_id = $2 AND status IN ('applied', 'merged')",
+    )
+    .bind(key.device.0)
+    .bind(material.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(version.map(LibraryVersion))
 }
 
 fn receipt_from(row: &PgRow) -> StoreResult<Receipt> {
@@ -143,7 +172,7 @@ pub async fn reject(
         detail: None,
     };
     if let Some(key) = key {
-        match insert_receipt(&mut tx, user, key, &receipt, now).await {
+        match insert_receipt(&mut tx, user, key, rejection.material_id, &receipt, now).await {
             Err(StoreError::DuplicateMutation) => {
                 tx.rollback().await.map_err(db_err)?;
                 return receipt_or_missing(pool, key).await;

@@ -19,6 +19,7 @@ CREATE TABLE mutation_receipts (
     device_id BLOB NOT NULL,
     mutation_id INTEGER NOT NULL,
     user_id BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    material_id BLOB NOT NULL,
     status TEXT NOT NULL,
     library_version INTEGER NOT NULL,
     code TEXT,
@@ -29,6 +30,9 @@ CREATE TABLE mutation_receipts (
 ) STRICT;
 
 -- Mutations that could not apply, kept so the user can see and restore them.
+-- A device's own latest write to a material: its edits queued after it build on it.
+CREATE INDEX mutation_receipts_by_material ON mutation_receipts (device_id, material_id);
+
 CREATE TABLE rejected_mutations (
     id BLOB PRIMARY KEY NOT NULL,
     user_id BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,

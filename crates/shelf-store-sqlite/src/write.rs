@@ -26,6 +26,19 @@ pub async fn apply(
         // Checked before planning: a replay must be reported as a duplicate, not re-judged.
         crate::sync::ensure_new(&mut tx, key).await?;
     }
+    let raised;
+    let mutation = match (receipt, mutation.base_version().or(progress_base(mutation))) {
+        (Some(key), Some(_)) => match crate::sync::own_latest_write(&mut tx, key, id).await? {
+            Some(own) => {
+                let mut copy = mutation.clone();
+                copy.raise_base_version(own);
+                raised = copy;
+                &raised
+            }
+            None => mutation,
+        },
+        _ => mutation,
+    };
     let base = match (mutation.base_version(), &material) {
         (Some(base), Some(m)) if base < m.version => crate::sync::load_base(&mut tx, user, id, base).await?,
         _ => None,
@@ -36,7 +49,7 @@ pub async fn apply(
     if plan.is_noop() {
         let applied = Applied { library_version: current, changed: false, material, progress, merged, conflicts };
         if let Some(key) = receipt {
-            crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+            crate::sync::record_receipt(&mut tx, user, key, id, &applied, now).await?;
             tx.commit().await.map_err(db_err)?;
         }
         return Ok(applied);
@@ -89,7 +102,7 @@ pub async fn apply(
     }
     let applied = Applied { library_version: next, changed: true, material, progress, merged, conflicts };
     if let Some(key) = receipt {
-        crate::sync::record_receipt(&mut tx, user, key, &applied, now).await?;
+        crate::sync::record_receipt(&mut tx, user, key, id, &applied, now).await?;
     }
     tx.commit().await.map_err(db_err)?;
     Ok(applied)
@@ -126,6 +139,13 @@ async fn load_state(
     let material = has_material.map(|_| rows::material(&row, "m_")).transpose()?;
     let progress = has_progress.map(|_| rows::progress(&row, "p_")).transpose()?;
     Ok((version, material, progress))
+}
+
+fn progress_base(mutation: &LibraryMutation) -> Option<LibraryVersion> {
+    match mutation {
+        LibraryMutation::SetProgress { base_version, .. } => *base_version,
+        _ => None,
+    }
 }
 
 async fn upsert_material(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {

@@ -9,3 +9,4 @@ mod feed;
 mod isolation;
 mod materials;
 mod realtime;
+mod sync;
