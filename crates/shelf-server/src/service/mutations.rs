@@ -52,10 +52,15 @@ async fn apply_one(
         Ok(mutation) => mutation,
         Err(error) => return reject(store, user, key, input, "validation_failed", &error.to_string()).await,
     };
+    let overridden = stale_delete_snapshot(store, user, input, &mutation).await?;
     match store.apply_with_receipt(user, &mutation, now(), Some(key)).await {
         Ok(applied) => {
             if applied.changed {
                 bus.publish(user, applied.library_version);
+            }
+            if let (Some(rejection), true) = (overridden, applied.changed) {
+                // Delete wins, but the edits it overrode stay restorable in the dead-letter list.
+                store.reject(user, None, &rejection, now()).await?;
             }
             let receipt = shelf_store::receipt_for(input.mutation_id, &applied)?;
             let status = receipt.status.clone();
@@ -87,6 +92,32 @@ async fn apply_one(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// For a delete made before the device saw later edits of the material: the material as it is
+/// now, to keep in the dead-letter list (code `deleted`) once the delete has won.
+async fn stale_delete_snapshot(
+    store: &dyn Store,
+    user: UserId,
+    input: &MutationInput,
+    mutation: &LibraryMutation,
+) -> ApiResult<Option<Rejection>> {
+    let (LibraryMutation::DeleteMaterial { id }, Some(base)) = (mutation, input.base_version) else { return Ok(None) };
+    let Some((material, progress)) = store.material(user, *id).await? else { return Ok(None) };
+    if material.version.0 <= base {
+        return Ok(None);
+    }
+    let mut data = serde_json::json!({"title": material.title, "body": material.body, "tags": material.tags});
+    if let Some(p) = progress {
+        data["progress"] = serde_json::json!({"percentComplete": p.percent_complete, "position": p.position, "completed": p.completed});
+    }
+    Ok(Some(Rejection {
+        mutation_type: "material.create".into(),
+        material_id: *id,
+        data: data.to_string(),
+        code: "deleted".into(),
+        message: "edits made on another device after this device last synced were overridden by its delete; restore them from here".into(),
+    }))
 }
 
 async fn reject(

@@ -66,6 +66,19 @@ async fn sy11_rejections_are_dead_lettered_and_the_queue_goes_on(backend: Backen
     assert_eq!(deleted["type"], "material.update");
     let other = server.user().await;
     assert_eq!(server.get("/api/library/rejected", &other.token).await.body["items"], json!([]));
+
+    // Mirror image: the edit lands first, then a delete made before the device saw it. The
+    // delete wins, and the overridden state is kept to restore.
+    let kept = server.create_material(&user.token, "edited elsewhere").await["id"].as_str().unwrap().to_owned();
+    let base = server.library_version(&user.token).await;
+    server.patch(&format!("/api/materials/{kept}"), &user.token, json!({"body": "new work"})).await;
+    let delete = json!({"mutations": [{"mutationId": 6, "type": "material.delete", "id": kept, "baseVersion": base}]});
+    let reply = server.post("/api/library/mutations", &user.token, delete).await;
+    assert_eq!(statuses(&reply.body), ["applied"]);
+    assert_eq!(server.get(&format!("/api/materials/{kept}"), &user.token).await.status, StatusCode::NOT_FOUND);
+    let dead = server.get("/api/library/rejected", &user.token).await.body;
+    let restorable = dead["items"].as_array().unwrap().iter().find(|i| i["materialId"] == kept.as_str()).expect("snapshot kept");
+    assert_eq!((restorable["code"].as_str(), restorable["data"]["body"].as_str()), (Some("deleted"), Some("new work")));
 }
 
 async fn sy12_concurrent_edits_merge_or_become_resolvable_conflicts(backend: Backend) {
