@@ -2,6 +2,8 @@
 //! PostgreSQL and the Redis bus: a write through instance 1 reaches a stream on instance 2, also
 //! across a broker outage (spec RT9, RT10).
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -227,6 +227,13 @@ impl PercentComplete {
     }
 }
 
+/// Drops sub-microsecond precision, the finest both databases keep, so a timestamp reads back
+/// exactly as it was written.
+pub fn truncate_to_micros(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    let nanos = at.nanosecond();
+    at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,11 +293,4 @@ mod tests {
         assert!(PercentComplete::parse(f64::NAN).is_err());
         assert!(PercentComplete::parse(100.0).is_ok());
     }
-}
-
-/// Drops sub-microsecond precision, the finest both databases keep, so a timestamp reads back
-/// exactly as it was written.
-pub fn truncate_to_micros(at: time::OffsetDateTime) -> time::OffsetDateTime {
-    let nanos = at.nanosecond();
-    at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
 }

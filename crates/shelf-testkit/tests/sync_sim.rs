@@ -9,6 +9,8 @@
 //! `SHELF_SIM_SEED=<seed> SHELF_SIM_SCHEDULES=1 cargo test -p shelf-testkit --test sync_sim`.
 //! A longer run: `SHELF_SIM_SCHEDULES=20000 cargo test --release -p shelf-testkit --test sync_sim`.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! HTTP API tests: each test starts a real server on 127.0.0.1:0 and runs on SQLite and on
 //! PostgreSQL. Test names cite rule ids from docs/spec.md.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 mod atomicity;
 mod auth;
 mod concurrency;
