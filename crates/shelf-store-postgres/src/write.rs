@@ -243,6 +243,7 @@ pub async fn purge_tombstones(pool: &PgPool, older_than: OffsetDateTime) -> Stor
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
+    crate::sync::prune_revisions(&mut tx, older_than).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(done.rows_affected())
 }

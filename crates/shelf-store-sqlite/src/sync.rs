@@ -243,3 +243,18 @@ pub async fn material_deleted(pool: &SqlitePool, user: UserId, id: MaterialId) -
     .map_err(db_err)?;
     Ok(found.is_some())
 }
+
+/// Drops merge bases older than the retention that are no longer a material's current state;
+/// an edit made against one of them merges as if its base were unknown (docs/sync-protocol.md).
+pub async fn prune_revisions(tx: &mut Tx<'_>, older_than: OffsetDateTime) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM material_revisions WHERE created_at < ?1 AND NOT EXISTS (
+             SELECT 1 FROM materials m WHERE m.user_id = material_revisions.user_id
+                 AND m.id = material_revisions.material_id AND m.version = material_revisions.version)",
+    )
+    .bind(micros(older_than))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}

@@ -174,6 +174,18 @@ pub async fn cf4_purged_tombstones_require_resync(store: &dyn Store) {
     let snapshot = store.changes_since(u, LibraryVersion(0), 10).await.unwrap();
     assert!(snapshot.changes.is_empty());
     assert_eq!(snapshot.next_since, LibraryVersion(3));
+    // Live materials keep their current revision as a merge base through the purge.
+    let live = MaterialId::new();
+    store.apply(u, &create(live, "kept"), now()).await.unwrap(); // v4
+    store.purge_tombstones(now() + Duration::seconds(1)).await.unwrap();
+    let stale = LibraryMutation::UpdateMaterial {
+        id: live,
+        patch: MaterialPatch { title: Some(MaterialTitle::parse("kept").unwrap()), ..Default::default() },
+        progress: None,
+        base_version: Some(LibraryVersion(4)),
+        on_conflict: shelf_core::OnConflict::Record,
+    };
+    assert!(!store.apply(u, &stale, now()).await.unwrap().changed);
 }
 
 /// ISO1: users never see each other's library, even with the same material id.
