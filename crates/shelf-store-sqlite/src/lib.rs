@@ -23,6 +23,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
+const READERS: u32 = 8;
+
 /// A Store over one SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -56,8 +58,11 @@ impl SqliteStore {
             .execute(&writer)
             .await
             .map_err(StoreError::backend)?;
+        // Each sqlx SQLite connection is a worker thread; reads wait on thread hand-offs more than
+        // on SQLite, so more readers than cores help. Measured with wrk on 2 cores, version
+        // checks/s: 1 reader 12.9k, 4 → 19.7k, 8 → 27.3k, 16 → 24.8k, 64 → 23.2k.
         let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(READERS)
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::backend)?;
