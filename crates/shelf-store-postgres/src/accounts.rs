@@ -57,6 +57,16 @@ pub async fn create_session(pool: &PgPool, session: &NewSession) -> StoreResult<
     Ok(())
 }
 
+/// Reads a session from columns `id, user_id, last_seen_at, expires_at`.
+fn session_auth(row: &sqlx::postgres::PgRow) -> StoreResult<SessionAuth> {
+    Ok(SessionAuth {
+        device_id: DeviceId(row.try_get("id").map_err(db_err)?),
+        user_id: UserId(row.try_get("user_id").map_err(db_err)?),
+        last_seen_at: row.try_get("last_seen_at").map_err(db_err)?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+    })
+}
+
 pub async fn session_by_token_hash(pool: &PgPool, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
     let row = sqlx::query(
         "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
@@ -66,15 +76,7 @@ pub async fn session_by_token_hash(pool: &PgPool, token_hash: &[u8], now: Offset
     .fetch_optional(pool)
     .await
     .map_err(db_err)?;
-    row.map(|row| {
-        Ok(SessionAuth {
-            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
-            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
-            last_seen_at: row.try_get("last_seen_at").map_err(db_err)?,
-            expires_at: row.try_get("expires_at").map_err(db_err)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(session_auth).transpose()
 }
 
 pub async fn touch_session(pool: &PgPool, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
@@ -165,13 +167,5 @@ pub async fn consume_stream_ticket(pool: &PgPool, ticket_hash: &[u8], now: Offse
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;
-    row.map(|row| {
-        Ok(SessionAuth {
-            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
-            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
-            last_seen_at: row.try_get("last_seen_at").map_err(db_err)?,
-            expires_at: row.try_get("expires_at").map_err(db_err)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(session_auth).transpose()
 }

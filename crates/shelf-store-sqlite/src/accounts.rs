@@ -58,6 +58,16 @@ pub async fn create_session(pool: &SqlitePool, session: &NewSession) -> StoreRes
     Ok(())
 }
 
+/// Reads a session from columns `id, user_id, last_seen_at, expires_at`.
+fn session_auth(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SessionAuth> {
+    Ok(SessionAuth {
+        device_id: DeviceId(row.try_get("id").map_err(db_err)?),
+        user_id: UserId(row.try_get("user_id").map_err(db_err)?),
+        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
+        expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
+    })
+}
+
 pub async fn session_by_token_hash(pool: &SqlitePool, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
     let row = sqlx::query(
         "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
@@ -67,15 +77,7 @@ pub async fn session_by_token_hash(pool: &SqlitePool, token_hash: &[u8], now: Of
     .fetch_optional(pool)
     .await
     .map_err(db_err)?;
-    row.map(|row| {
-        Ok(SessionAuth {
-            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
-            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
-            last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
-            expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(session_auth).transpose()
 }
 
 pub async fn touch_session(pool: &SqlitePool, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
@@ -172,13 +174,5 @@ pub async fn consume_stream_ticket(pool: &SqlitePool, ticket_hash: &[u8], now: O
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;
-    row.map(|row| {
-        Ok(SessionAuth {
-            device_id: DeviceId(row.try_get("id").map_err(db_err)?),
-            user_id: UserId(row.try_get("user_id").map_err(db_err)?),
-            last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
-            expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(session_auth).transpose()
 }
