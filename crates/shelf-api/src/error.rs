@@ -20,6 +20,11 @@ pub enum ErrorCode {
     PayloadTooLarge,
     ResyncRequired,
     EditConflict,
+    FileTooLarge,
+    QuotaExceeded,
+    HashMismatch,
+    OffsetMismatch,
+    RangeNotSatisfiable,
     ServiceUnavailable,
     Internal,
 }
@@ -40,6 +45,11 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::ResyncRequired => "resync_required",
             ErrorCode::EditConflict => "edit_conflict",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::HashMismatch => "hash_mismatch",
+            ErrorCode::OffsetMismatch => "offset_mismatch",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Internal => "internal",
         }

@@ -5,6 +5,7 @@
 //! Conversions from `shelf-core` live here so the server never builds JSON by hand.
 
 mod accounts;
+mod attachments;
 mod error;
 mod library;
 mod sync;
@@ -20,3 +21,4 @@ pub use sync::{
     ConflictView, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView, RejectedPage, RejectedView,
     ResolveConflictRequest, TagsInput,
 };
+pub use attachments::{AttachRequest, AttachResponse, AttachmentView};

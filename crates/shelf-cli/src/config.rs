@@ -48,6 +48,24 @@ pub struct ServeArgs {
     /// milliseconds [default: 1000].
     #[arg(long, env = "SHELF_BUS_POLL_MILLIS")]
     pub bus_poll_millis: Option<u64>,
+    /// Where attachment bytes live: `local` (a folder in the data dir) or `s3` [default: local].
+    #[arg(long, env = "SHELF_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (credentials from AWS_* variables).
+    #[arg(long, env = "SHELF_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket.
+    #[arg(long, env = "SHELF_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "SHELF_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Largest attachment, e.g. `100MiB` [default: 100MiB].
+    #[arg(long, env = "SHELF_MAX_FILE_SIZE")]
+    pub max_file_size: Option<String>,
+    /// Attachment bytes per user, e.g. `10GiB` [default: 10GiB].
+    #[arg(long, env = "SHELF_USER_QUOTA")]
+    pub user_quota: Option<String>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -64,6 +82,40 @@ pub struct FileConfig {
     pub sse_heartbeat_secs: Option<u64>,
     pub bus: Option<String>,
     pub bus_poll_millis: Option<u64>,
+    pub blob_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: Option<String>,
+    pub max_file_size: Option<String>,
+    pub user_quota: Option<String>,
+}
+
+/// Parses sizes like `100MiB`, `1GB`, `512KiB`, `4096` (bytes).
+pub fn parse_size(raw: &str) -> anyhow::Result<u64> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: f64 = number.parse().map_err(|_| anyhow::anyhow!("invalid size {raw:?}: use e.g. 100MiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => anyhow::bail!("invalid size unit {other:?} in {raw:?}"),
+    };
+    Ok((number * factor).round() as u64)
+}
+
+/// Where attachment bytes live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobChoice {
+    Local,
+    S3 { endpoint: Option<String>, bucket: String, region: String },
 }
 
 /// Which fan-out bus to run.
@@ -98,6 +150,9 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     pub bus: BusChoice,
     pub bus_poll_interval: Duration,
+    pub blobs: BlobChoice,
+    pub max_file_size: u64,
+    pub user_quota: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -116,6 +171,9 @@ impl std::fmt::Debug for Config {
                 other => format!("{other:?}"),
             })
             .field("bus_poll_interval", &self.bus_poll_interval)
+            .field("blobs", &self.blobs)
+            .field("max_file_size", &self.max_file_size)
+            .field("user_quota", &self.user_quota)
             .finish()
     }
 }
@@ -148,7 +206,21 @@ impl Config {
             Some(raw) => BusChoice::parse(&raw)?,
             None => BusChoice::InProcess,
         };
+        let blobs = match args.blob_store.or(file.blob_store).as_deref() {
+            None | Some("local") => BlobChoice::Local,
+            Some("s3") => BlobChoice::S3 {
+                endpoint: args.s3_endpoint.or(file.s3_endpoint),
+                bucket: args.s3_bucket.or(file.s3_bucket).ok_or_else(|| anyhow::anyhow!("--blob-store s3 needs --s3-bucket"))?,
+                region: args.s3_region.or(file.s3_region).unwrap_or_else(|| "us-east-1".into()),
+            },
+            Some(other) => anyhow::bail!("unknown blob store {other:?}: use local or s3"),
+        };
+        let max_file_size = parse_size(args.max_file_size.or(file.max_file_size).as_deref().unwrap_or("100MiB"))?;
+        let user_quota = parse_size(args.user_quota.or(file.user_quota).as_deref().unwrap_or("10GiB"))?;
         Ok(Self {
+            blobs,
+            max_file_size,
+            user_quota,
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".to_owned()),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shelf-data")),
             database_url: args.database_url.or(file.database_url),
@@ -189,6 +261,12 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_SSE_HEARTBEAT_SECS",
     "SHELF_BUS",
     "SHELF_BUS_POLL_MILLIS",
+    "SHELF_BLOB_STORE",
+    "SHELF_S3_ENDPOINT",
+    "SHELF_S3_BUCKET",
+    "SHELF_S3_REGION",
+    "SHELF_MAX_FILE_SIZE",
+    "SHELF_USER_QUOTA",
 ];
 
 /// `SHELF_*` variables this version does not read: usually a typo worth a warning.
@@ -242,6 +320,16 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(shown.contains("postgres://shelf:***@db/shelf"));
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
     }
 
     #[test]

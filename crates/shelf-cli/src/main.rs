@@ -12,7 +12,7 @@ use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{BusChoice, Config, ServeArgs};
+use crate::config::{BlobChoice, BusChoice, Config, ServeArgs};
 
 #[derive(Parser)]
 #[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
@@ -44,15 +44,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
     let store = open_store(&config).await?;
     let bus = open_bus(&config, store.clone()).await?;
+    let blobs: Arc<dyn shelf_blob::BlobStore> = match &config.blobs {
+        BlobChoice::Local => Arc::new(shelf_blob::LocalBlobStore::new(config.data_dir.join("blobs"))?),
+        BlobChoice::S3 { endpoint, bucket, region } => {
+            let settings = shelf_blob::S3Settings { endpoint: endpoint.clone(), bucket: bucket.clone(), region: region.clone() };
+            Arc::new(shelf_blob::S3BlobStore::new(&settings)?)
+        }
+    };
     let settings = ServerSettings {
         max_body_bytes: config.max_body_bytes,
         session_ttl: config.session_ttl,
         tombstone_retention: config.tombstone_retention,
         secure_cookies: config.secure_cookies,
         sse_heartbeat: config.sse_heartbeat,
+        upload_dir: config.data_dir.join("uploads"),
+        max_file_size: config.max_file_size,
+        user_quota: config.user_quota,
         ..ServerSettings::default()
     };
-    let state = AppState::new(store, bus, settings).await?;
+    let state = AppState::new(store, bus, blobs, settings).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

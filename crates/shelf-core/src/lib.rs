@@ -13,7 +13,7 @@ mod sync_rules;
 pub mod values;
 
 pub use ids::{DeviceId, Epoch, LibraryVersion, MaterialId, UserId};
-pub use library::{ChangeKind, ChangeOp, Conflict, Material, MaterialBase, Progress};
+pub use library::{Attachment, ChangeKind, ChangeOp, Conflict, Material, MaterialBase, Progress};
 pub use plan::{
     plan_mutation, LibraryMutation, MaterialPatch, OnConflict, Plan, PlanError, ProgressUpdate, Resolution, Write,
 };

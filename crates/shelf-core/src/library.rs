@@ -56,11 +56,26 @@ pub struct Progress {
     pub version: LibraryVersion,
 }
 
+/// A file attached to a material; its bytes are the user's blob `sha256`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub id: uuid::Uuid,
+    pub material_id: MaterialId,
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: OffsetDateTime,
+    /// The library version it was attached at.
+    pub version: LibraryVersion,
+}
+
 /// What kind of entity a change-feed entry is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
     Material,
     Progress,
+    Attachment,
 }
 
 impl ChangeKind {
@@ -68,6 +83,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Material => "material",
             ChangeKind::Progress => "progress",
+            ChangeKind::Attachment => "attachment",
         }
     }
 
@@ -75,6 +91,7 @@ impl ChangeKind {
         match raw {
             "material" => Some(ChangeKind::Material),
             "progress" => Some(ChangeKind::Progress),
+            "attachment" => Some(ChangeKind::Attachment),
             _ => None,
         }
     }

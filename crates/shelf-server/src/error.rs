@@ -34,6 +34,18 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("the file is larger than the limit of {0} bytes")]
+    FileTooLarge(u64),
+    #[error("this upload would exceed your storage quota of {0} bytes")]
+    QuotaExceeded(u64),
+    #[error("the uploaded bytes do not match the declared SHA-256 and size; the upload was discarded")]
+    HashMismatch,
+    #[error("Upload-Offset {0} does not match the stored offset {1}; ask with HEAD and continue from there")]
+    OffsetMismatch(u64, u64),
+    #[error("the requested range is outside the file")]
+    RangeNotSatisfiable,
+    #[error("blob storage failed")]
+    Blob(#[source] shelf_blob::BlobError),
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -58,6 +70,13 @@ impl ApiError {
             ApiError::EditConflict(_) => (StatusCode::CONFLICT, ErrorCode::EditConflict),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            ApiError::FileTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge),
+            ApiError::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::QuotaExceeded),
+            ApiError::HashMismatch => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::HashMismatch),
+            ApiError::OffsetMismatch(..) => (StatusCode::CONFLICT, ErrorCode::OffsetMismatch),
+            ApiError::RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::RangeNotSatisfiable),
+            ApiError::Blob(shelf_blob::BlobError::NotFound) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::Blob(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }

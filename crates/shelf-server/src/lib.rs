@@ -28,9 +28,15 @@ pub use state::{AppState, ServerSettings};
 
 impl AppState {
     /// Reads the database epoch once and bundles the seams for the handlers.
-    pub async fn new(store: Arc<dyn Store>, bus: Arc<dyn ChangeBus>, settings: ServerSettings) -> anyhow::Result<Self> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn ChangeBus>,
+        blobs: Arc<dyn shelf_blob::BlobStore>,
+        settings: ServerSettings,
+    ) -> anyhow::Result<Self> {
         let epoch = store.epoch().await?;
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new() })
+        std::fs::create_dir_all(&settings.upload_dir)?;
+        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs })
     }
 }
 
@@ -57,6 +63,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_tombstones_periodically(state.clone()));
     let sessions = tokio::spawn(close_ended_sessions_periodically(state.clone()));
+    let blobs = tokio::spawn(collect_garbage_periodically(state.clone()));
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
@@ -66,6 +73,7 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     purge.abort();
     sessions.abort();
+    blobs.abort();
     result
 }
 
@@ -100,4 +108,33 @@ async fn purge_tombstones_periodically(state: AppState) {
             Err(error) => tracing::warn!(%error, "tombstone purge failed; will retry"),
         }
     }
+}
+
+async fn collect_garbage_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match collect_garbage(&state, state.settings.blob_gc_grace).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "collected unreferenced blobs and abandoned uploads"),
+            Err(error) => tracing::warn!(%error, "blob garbage collection failed; will retry"),
+        }
+    }
+}
+
+/// Removes blobs no attachment points at and uploads abandoned for longer than `grace`. The grace
+/// period protects a blob between its upload and its attach request, so nothing in flight is lost.
+pub async fn collect_garbage(state: &AppState, grace: Duration) -> ApiResult<u64> {
+    let cutoff = std::time::SystemTime::now().checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
+    let mut removed = service::uploads::collect_abandoned(&state.settings.upload_dir, grace).await?;
+    for (key, meta) in state.blobs.list().await.map_err(ApiError::Blob)? {
+        if meta.modified > cutoff {
+            continue;
+        }
+        if !state.store.blob_referenced(shelf_core::UserId(key.user), &key.sha256).await? {
+            state.blobs.delete(&key).await.map_err(ApiError::Blob)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

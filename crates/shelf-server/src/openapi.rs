@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{auth, devices, health, library, materials, progress, sync};
+use crate::handlers::{attachments, auth, devices, health, library, materials, progress, sync, uploads};
 use crate::realtime::{sse, ws};
 use crate::state::AppState;
 
@@ -46,6 +46,12 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(progress::put, progress::delete))
         .routes(routes!(library::version))
         .routes(routes!(library::changes))
+        .routes(routes!(uploads::options, uploads::create))
+        .routes(routes!(uploads::head, uploads::patch, uploads::terminate))
+        .routes(routes!(uploads::blob))
+        .routes(routes!(attachments::attach, attachments::list))
+        .routes(routes!(attachments::detach))
+        .routes(routes!(attachments::content))
         .routes(routes!(sync::apply))
         .routes(routes!(sync::rejected))
         .routes(routes!(sync::conflicts))

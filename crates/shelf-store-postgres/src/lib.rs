@@ -6,6 +6,7 @@
 //! repeatable-read snapshot.
 
 mod accounts;
+mod attachments;
 mod library;
 mod rows;
 mod sync;
@@ -112,6 +113,26 @@ impl Store for PostgresStore {
 
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
         accounts::consume_stream_ticket(&self.pool, ticket_hash, now).await
+    }
+
+    async fn attach(&self, user: UserId, attachment: &shelf_core::Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
+        attachments::attach(&self.pool, user, attachment, now).await
+    }
+
+    async fn detach(&self, user: UserId, material: MaterialId, attachment: uuid::Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
+        attachments::detach(&self.pool, user, material, attachment, now).await
+    }
+
+    async fn attachments(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Attachment>> {
+        attachments::attachments(&self.pool, user, material).await
+    }
+
+    async fn blob_referenced(&self, user: UserId, sha256: &str) -> StoreResult<bool> {
+        attachments::blob_referenced(&self.pool, user, sha256).await
+    }
+
+    async fn attached_bytes(&self, user: UserId) -> StoreResult<i64> {
+        attachments::attached_bytes(&self.pool, user).await
     }
 
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {

@@ -79,10 +79,13 @@ const FEED: &str = "SELECT c.kind, c.entity_id, c.version AS change_version, c.o
         m.updated_at AS m_updated_at, m.version AS m_version, m.conflicts AS m_conflicts,
         p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
         p.study_seconds AS p_study_seconds, p.completed AS p_completed,
-        p.last_studied_at AS p_last_studied_at, p.version AS p_version
+        p.last_studied_at AS p_last_studied_at, p.version AS p_version,
+        a.id AS a_id, a.material_id AS a_material_id, a.sha256 AS a_sha256, a.filename AS a_filename,
+        a.content_type AS a_content_type, a.size AS a_size, a.created_at AS a_created_at, a.version AS a_version
     FROM library_changes c
     LEFT JOIN materials m ON c.op = 'upsert' AND c.kind = 'material' AND m.user_id = c.user_id AND m.id = c.entity_id
-    LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id";
+    LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id
+    LEFT JOIN attachments a ON c.op = 'upsert' AND c.kind = 'attachment' AND a.user_id = c.user_id AND a.id = c.entity_id";
 
 fn change(row: &SqliteRow) -> StoreResult<Change> {
     let kind: String = row.try_get("kind").map_err(db_err)?;
@@ -94,6 +97,7 @@ fn change(row: &SqliteRow) -> StoreResult<Change> {
         (ChangeOp::Delete, _) => None,
         (ChangeOp::Upsert, ChangeKind::Material) => Some(ChangeData::Material(rows::material(row, "m_")?)),
         (ChangeOp::Upsert, ChangeKind::Progress) => Some(ChangeData::Progress(rows::progress(row, "p_")?)),
+        (ChangeOp::Upsert, ChangeKind::Attachment) => Some(ChangeData::Attachment(crate::attachments::attachment(row, "a_")?)),
     };
     Ok(Change {
         kind,

@@ -92,6 +92,7 @@ pub async fn apply(
         }
     };
     if deletes_material {
+        crate::attachments::delete_for_material(&mut tx, user, id, next, now).await?;
         // Progress rows cascade with their material; delete the material last.
         sqlx::query("DELETE FROM materials WHERE user_id = ? AND id = ?")
             .bind(user.0)
@@ -193,7 +194,7 @@ async fn upsert_progress(tx: &mut Tx<'_>, user: UserId, p: &Progress) -> StoreRe
     Ok(())
 }
 
-async fn record_change(
+pub(crate) async fn record_change(
     tx: &mut Tx<'_>,
     user: UserId,
     kind: ChangeKind,

@@ -70,6 +70,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- library ----------------------------------------------------------------------------
 
+    /// Attaches a stored blob to a material: inserts the row, bumps the version and records the
+    /// change (kind `attachment`, the attachment's id) in one transaction.
+    async fn attach(&self, user: UserId, attachment: &shelf_core::Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion>;
+
+    /// Detaches: deletes the row, bumps the version and leaves a tombstone. `PlanError::MaterialNotFound`
+    /// also stands for "no such attachment on this material".
+    async fn detach(&self, user: UserId, material: MaterialId, attachment: uuid::Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion>;
+
+    /// A material's attachments, oldest first.
+    async fn attachments(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Attachment>>;
+
+    /// Whether any attachment of the user still points at this blob (garbage collection).
+    async fn blob_referenced(&self, user: UserId, sha256: &str) -> StoreResult<bool>;
+
+    /// Bytes of the distinct blobs the user's attachments point at (quota).
+    async fn attached_bytes(&self, user: UserId) -> StoreResult<i64>;
+
     /// The user's current library version: one indexed read.
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion>;
 

@@ -100,9 +100,11 @@ pub struct RejectedMutation {
 pub enum ChangeData {
     Material(Material),
     Progress(Progress),
+    Attachment(shelf_core::Attachment),
 }
 
-/// One change-feed entry. `id` is the material's id for both kinds.
+/// One change-feed entry. `id` is the material's id for materials and progress, and the
+/// attachment's own id for attachments (carried in the same UUID newtype).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub kind: ChangeKind,

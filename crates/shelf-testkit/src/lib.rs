@@ -27,10 +27,27 @@ pub struct Api {
     pub client: reqwest::Client,
 }
 
+/// Where a test server keeps attachment bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobBackend {
+    /// A folder in the test's temporary directory.
+    Local,
+    /// A fresh bucket on the S3-compatible server at `SHELF_TEST_S3_ENDPOINT` (scripts/services).
+    S3,
+}
+
+/// The S3-compatible test server (scripts/services starts one and exports this).
+pub fn s3_endpoint() -> String {
+    std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT is not set: run scripts/services (or scripts/test)")
+}
+
 /// A running in-process server with its own database; derefs to its [`Api`].
 pub struct TestServer {
     pub api: Api,
     pub store: Arc<dyn Store>,
+    pub state: AppState,
+    /// Upload staging and local blobs live here.
+    pub data: tempfile::TempDir,
     pub database: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -67,19 +84,38 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, settings: ServerSettings) -> Self {
+        Self::start_full(backend, BlobBackend::Local, settings).await
+    }
+
+    pub async fn start_full(backend: Backend, blobs: BlobBackend, mut settings: ServerSettings) -> Self {
         let database = TestDatabase::create(backend).await;
         let store = database.open_store().await;
         let bus = Arc::new(InProcessBus::new());
-        let state = AppState::new(store.clone(), bus, settings).await.expect("server state");
+        let data = tempfile::tempdir().expect("temp dir");
+        settings.upload_dir = data.path().join("uploads");
+        let blobs: Arc<dyn shelf_blob::BlobStore> = match blobs {
+            BlobBackend::Local => Arc::new(shelf_blob::LocalBlobStore::new(data.path().join("blobs")).expect("blob folder")),
+            BlobBackend::S3 => {
+                let endpoint = s3_endpoint();
+                let bucket = format!("shelf-test-{}", uuid::Uuid::new_v4().simple());
+                let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 server reachable");
+                assert!(created.status().is_success(), "creating bucket {bucket}: {}", created.status());
+                let settings = shelf_blob::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+                Arc::new(shelf_blob::S3BlobStore::new(&settings).expect("S3 store"))
+            }
+        };
+        let state = AppState::new(store.clone(), bus, blobs, settings).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(shelf_server::serve(listener, state, async {
+        let task = tokio::spawn(shelf_server::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Self {
             api: Api::new(&base),
             store,
+            state,
+            data,
             database,
             shutdown: Some(tx),
             task: Some(task),

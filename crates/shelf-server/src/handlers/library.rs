@@ -42,6 +42,7 @@ pub fn change_view(change: &Change) -> ChangeView {
     let data = change.data.as_ref().map(|data| match data {
         ChangeData::Material(m) => serde_json::to_value(MaterialFields::from(m)),
         ChangeData::Progress(p) => serde_json::to_value(ProgressView::from(p)),
+        ChangeData::Attachment(a) => serde_json::to_value(shelf_api::AttachmentView::from(a)),
     });
     ChangeView {
         kind: change.kind.as_str().to_owned(),

@@ -5,4 +5,5 @@ pub mod auth;
 pub mod library;
 pub mod mutations;
 pub mod tickets;
+pub mod uploads;
 pub mod versions;

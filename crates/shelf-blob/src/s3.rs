@@ -1,0 +1,133 @@
+//! Blobs in S3-compatible object storage, through the `object_store` crate (no hand-written
+//! request signing). Path-style addressing, so any S3-compatible server works.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+use crate::{BlobError, BlobKey, BlobMeta, BlobStore, BlobStream};
+
+/// Where the bucket is. Credentials come from the usual `AWS_*` environment variables.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// e.g. `http://127.0.0.1:9000`; `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+}
+
+pub struct S3BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+/// Parts of a multipart upload; S3 wants ≥ 5 MiB per part.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+impl S3BlobStore {
+    pub fn new(settings: &S3Settings) -> Result<Self, BlobError> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_virtual_hosted_style_request(false);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        Ok(Self { store: Arc::new(builder.build().map_err(BlobError::backend)?) })
+    }
+}
+
+fn map_err(error: object_store::Error) -> BlobError {
+    match error {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        other => BlobError::backend(other),
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put_file(&self, key: &BlobKey, path: &Path, size: u64) -> Result<(), BlobError> {
+        let location = ObjectPath::from(key.path());
+        let mut file = tokio::fs::File::open(path).await.map_err(BlobError::backend)?;
+        if size <= PART_SIZE as u64 {
+            let mut content = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut content).await.map_err(BlobError::backend)?;
+            self.store.put(&location, content.into()).await.map_err(map_err)?;
+        } else {
+            // Streamed in parts: at most a few parts in memory, whatever the file size.
+            let upload = self.store.put_multipart(&location).await.map_err(map_err)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut buffer = vec![0u8; 1024 * 1024];
+            loop {
+                let read = file.read(&mut buffer).await.map_err(BlobError::backend)?;
+                if read == 0 {
+                    break;
+                }
+                writer.wait_for_capacity(4).await.map_err(map_err)?;
+                writer.write(&buffer[..read]);
+            }
+            writer.finish().await.map_err(map_err)?;
+        }
+        // The staged copy is no longer needed once the object is stored.
+        let _ = tokio::fs::remove_file(path).await;
+        Ok(())
+    }
+
+    async fn head(&self, key: &BlobKey) -> Result<Option<BlobMeta>, BlobError> {
+        match self.store.head(&ObjectPath::from(key.path())).await {
+            Ok(meta) => Ok(Some(BlobMeta { size: meta.size, modified: meta.last_modified.into() })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(other) => Err(BlobError::backend(other)),
+        }
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<(u64, u64)>) -> Result<BlobStream, BlobError> {
+        let options = GetOptions { range: range.map(|(start, end)| GetRange::Bounded(start..end)), ..Default::default() };
+        let result = self.store.get_opts(&ObjectPath::from(key.path()), options).await.map_err(map_err)?;
+        Ok(result.into_stream().map_err(map_err).boxed())
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        match self.store.delete(&ObjectPath::from(key.path())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(other) => Err(BlobError::backend(other)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<(BlobKey, BlobMeta)>, BlobError> {
+        let objects: Vec<object_store::ObjectMeta> = self.store.list(None).try_collect().await.map_err(map_err)?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|meta| {
+                let key = BlobKey::parse(meta.location.as_ref())?;
+                Some((key, BlobMeta { size: meta.size, modified: meta.last_modified.into() }))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Runs against the S3-compatible server named by `SHELF_TEST_S3_ENDPOINT` (scripts/services
+    /// starts one); the bucket must exist.
+    #[tokio::test]
+    async fn s3_store_meets_the_contract() {
+        let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
+        let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+        assert!(created.status().is_success(), "create bucket: {}", created.status());
+        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+        let store = super::S3BlobStore::new(&settings).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::contract::put_get_range_list_delete(&store, dir.path()).await;
+    }
+}

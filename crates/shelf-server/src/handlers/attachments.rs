@@ -1,0 +1,158 @@
+//! `/api/materials/{id}/attachments`: attach, list, detach, download (with Range).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use shelf_api::{AttachRequest, AttachResponse, AttachmentView, DeletedResponse, ErrorBody};
+use shelf_blob::BlobKey;
+use shelf_core::{Attachment, MaterialId, ValidationError};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{CurrentDevice, Json, Path};
+use crate::service::auth::now;
+use crate::service::uploads::is_sha256;
+use crate::state::AppState;
+
+fn validate(request: &AttachRequest) -> ApiResult<()> {
+    if !is_sha256(&request.sha256) {
+        return Err(ValidationError::new("sha256", "must be 64 lower-case hex digits").into());
+    }
+    let name = request.filename.trim();
+    if name.is_empty() || name.chars().count() > 255 || name.contains(['/', '\\', '\0']) {
+        return Err(ValidationError::new("filename", "1 to 255 characters, no path separators").into());
+    }
+    let mime_ok = request.content_type.len() <= 255
+        && request.content_type.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        && request.content_type.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if !mime_ok {
+        return Err(ValidationError::new("contentType", "must be a MIME type such as application/pdf").into());
+    }
+    Ok(())
+}
+
+/// Attaches an uploaded blob: one transaction that bumps the library version.
+#[utoipa::path(post, path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path)), request_body = AttachRequest,
+    responses((status = 201, body = AttachResponse), (status = 404, description = "no such material, or blob not uploaded", body = ErrorBody)))]
+pub async fn attach(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path(id): Path<Uuid>,
+    Json(request): Json<AttachRequest>,
+) -> ApiResult<(StatusCode, Json<AttachResponse>)> {
+    validate(&request)?;
+    let key = BlobKey { user: device.user_id.0, sha256: request.sha256.clone() };
+    let stored = state.blobs.head(&key).await.map_err(ApiError::Blob)?.ok_or(ApiError::NotFound("blob (upload it first)"))?;
+    if i64::try_from(stored.size).ok() != Some(request.size) {
+        return Err(ValidationError::new("size", "does not match the uploaded blob").into());
+    }
+    let attachment = Attachment {
+        id: Uuid::now_v7(),
+        material_id: MaterialId(id),
+        sha256: request.sha256,
+        filename: request.filename.trim().to_owned(),
+        content_type: request.content_type,
+        size: request.size,
+        created_at: now(),
+        version: shelf_core::LibraryVersion(0),
+    };
+    let version = state.store.attach(device.user_id, &attachment, now()).await?;
+    state.bus.publish(device.user_id, version);
+    let view = AttachmentView { version: version.0, ..AttachmentView::from(&attachment) };
+    Ok((StatusCode::CREATED, Json(AttachResponse { attachment: view, library_version: version.0 })))
+}
+
+/// The material's attachments.
+#[utoipa::path(get, path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = [AttachmentView]), (status = 404, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<AttachmentView>>> {
+    crate::service::library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
+    let items = state.store.attachments(device.user_id, MaterialId(id)).await?;
+    Ok(Json(items.iter().map(AttachmentView::from).collect()))
+}
+
+/// Detaches (a tombstone in the feed). The blob is collected later if nothing else uses it.
+#[utoipa::path(delete, path = "/api/materials/{id}/attachments/{attachmentId}", tag = "attachments",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path), ("attachmentId" = Uuid, Path)),
+    responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
+pub async fn detach(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path((id, attachment)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<DeletedResponse>> {
+    let version = state.store.detach(device.user_id, MaterialId(id), attachment, now()).await.map_err(|e| match e {
+        shelf_store::StoreError::Plan(_) => ApiError::NotFound("attachment"),
+        other => other.into(),
+    })?;
+    state.bus.publish(device.user_id, version);
+    Ok(Json(DeletedResponse { library_version: version.0 }))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` → the half-open range, or 416.
+fn parse_range(header: &str, size: u64) -> ApiResult<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=").ok_or(ApiError::RangeNotSatisfiable)?;
+    let (start, end) = spec.split_once('-').ok_or(ApiError::RangeNotSatisfiable)?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| ApiError::RangeNotSatisfiable)?;
+            (size.saturating_sub(n), size)
+        }
+        (start, "") => (start.parse().map_err(|_| ApiError::RangeNotSatisfiable)?, size),
+        (start, end) => {
+            let end: u64 = end.parse().map_err(|_| ApiError::RangeNotSatisfiable)?;
+            (start.parse().map_err(|_| ApiError::RangeNotSatisfiable)?, end.saturating_add(1).min(size))
+        }
+    };
+    if range.0 >= range.1 || range.0 >= size {
+        return Err(ApiError::RangeNotSatisfiable);
+    }
+    Ok(range)
+}
+
+/// Streams the file with its Content-Type and Content-Disposition; honours `Range` (206).
+#[utoipa::path(get, path = "/api/materials/{id}/attachments/{attachmentId}/content", tag = "attachments",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path), ("attachmentId" = Uuid, Path), ("Range" = Option<String>, Header)),
+    responses((status = 200), (status = 206), (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
+pub async fn content(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path((id, attachment)): Path<(Uuid, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let found = state.store.attachments(device.user_id, MaterialId(id)).await?;
+    let attachment = found.into_iter().find(|a| a.id == attachment).ok_or(ApiError::NotFound("attachment"))?;
+    let size = u64::try_from(attachment.size).unwrap_or(0);
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, size)).transpose()?;
+    let key = BlobKey { user: device.user_id.0, sha256: attachment.sha256.clone() };
+    let stream = state.blobs.get(&key, range).await.map_err(ApiError::Blob)?;
+    let ascii: String = attachment.filename.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let encoded: String = attachment
+        .filename
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    let set = |headers: &mut HeaderMap, name: header::HeaderName, value: String| {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    };
+    set(headers, header::CONTENT_TYPE, attachment.content_type.clone());
+    set(headers, header::CONTENT_DISPOSITION, disposition);
+    set(headers, header::ACCEPT_RANGES, "bytes".into());
+    match range {
+        Some((start, end)) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            set(response.headers_mut(), header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
+            set(response.headers_mut(), header::CONTENT_LENGTH, (end - start).to_string());
+        }
+        None => set(response.headers_mut(), header::CONTENT_LENGTH, size.to_string()),
+    }
+    Ok(response.into_response())
+}

@@ -1,0 +1,130 @@
+//! tus 1.0 at `/api/uploads` (core, creation, termination) and `HEAD /api/blobs/{sha256}`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use shelf_api::ErrorBody;
+use shelf_blob::BlobKey;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{CurrentDevice, Path};
+use crate::service::uploads;
+use crate::state::AppState;
+
+const TUS_VERSION: &str = "1.0.0";
+
+fn tus_headers(extra: &[(&'static str, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(HeaderName::from_static("tus-resumable"), HeaderValue::from_static(TUS_VERSION));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    headers
+}
+
+fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| shelf_core::ValidationError::new(name, "must be a non-negative integer").into())
+}
+
+/// What this server supports (tus discovery).
+#[utoipa::path(options, path = "/api/uploads", tag = "uploads", responses((status = 204)))]
+pub async fn options(State(state): State<AppState>) -> Response {
+    let headers = tus_headers(&[
+        ("tus-version", TUS_VERSION.into()),
+        ("tus-extension", "creation,termination".into()),
+        ("tus-max-size", state.settings.max_file_size.to_string()),
+    ]);
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+/// Creates an upload: `Upload-Length` and `Upload-Metadata` with `sha256` (and optionally
+/// `filename`). Size limit and quota are checked here, before any byte is stored.
+#[utoipa::path(post, path = "/api/uploads", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+    params(("Upload-Length" = u64, Header), ("Upload-Metadata" = String, Header)),
+    responses((status = 201, description = "Location: the upload's URL"),
+        (status = 413, description = "file_too_large or quota_exceeded", body = ErrorBody), (status = 400, body = ErrorBody)))]
+pub async fn create(State(state): State<AppState>, device: CurrentDevice, headers: HeaderMap) -> ApiResult<Response> {
+    let length = number(&headers, "upload-length")?;
+    let (sha256, filename) = uploads::parse_metadata(headers.get("upload-metadata").and_then(|v| v.to_str().ok()))?;
+    let settings = &state.settings;
+    let id = uploads::create(
+        state.store.as_ref(),
+        &settings.upload_dir,
+        device.user_id,
+        length,
+        sha256,
+        filename,
+        settings.max_file_size,
+        settings.user_quota,
+    )
+    .await?;
+    let headers = tus_headers(&[("location", format!("/api/uploads/{id}")), ("upload-offset", "0".into())]);
+    Ok((StatusCode::CREATED, headers).into_response())
+}
+
+/// How much of the upload is stored: continue from `Upload-Offset`.
+#[utoipa::path(head, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+    params(("uploadId" = Uuid, Path)), responses((status = 200), (status = 404)))]
+pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
+    let (offset, length) = uploads::status(&state.settings.upload_dir, id, device.user_id).await?;
+    let headers = tus_headers(&[("upload-offset", offset.to_string()), ("upload-length", length.to_string())]);
+    Ok((StatusCode::OK, headers).into_response())
+}
+
+/// Appends bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`), streamed
+/// to disk. On the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
+#[utoipa::path(patch, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+    params(("uploadId" = Uuid, Path), ("Upload-Offset" = u64, Header)),
+    responses((status = 204), (status = 409, description = "offset_mismatch", body = ErrorBody),
+        (status = 422, description = "hash_mismatch", body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type != "application/offset+octet-stream" {
+        return Err(ApiError::BadRequest(
+            shelf_api::ErrorCode::UnsupportedMediaType,
+            "send Content-Type: application/offset+octet-stream".into(),
+        ));
+    }
+    let offset = number(&headers, "upload-offset")?;
+    let stream = body.into_data_stream();
+    let written =
+        uploads::append(state.blobs.as_ref(), &state.settings.upload_dir, id, device.user_id, offset, stream).await?;
+    Ok((StatusCode::NO_CONTENT, tus_headers(&[("upload-offset", written.to_string())])).into_response())
+}
+
+/// Abandons an upload (tus termination).
+#[utoipa::path(delete, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+    params(("uploadId" = Uuid, Path)), responses((status = 204), (status = 404)))]
+pub async fn terminate(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
+    uploads::terminate(&state.settings.upload_dir, id, device.user_id).await?;
+    Ok((StatusCode::NO_CONTENT, tus_headers(&[])).into_response())
+}
+
+/// 200 if the user already holds this blob (no upload needed), else 404.
+#[utoipa::path(head, path = "/api/blobs/{sha256}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+    params(("sha256" = String, Path)), responses((status = 200), (status = 404)))]
+pub async fn blob(State(state): State<AppState>, device: CurrentDevice, Path(sha256): Path<String>) -> ApiResult<Response> {
+    if !uploads::is_sha256(&sha256) {
+        return Err(ApiError::NotFound("blob"));
+    }
+    let key = BlobKey { user: device.user_id.0, sha256 };
+    match state.blobs.head(&key).await.map_err(ApiError::Blob)? {
+        Some(meta) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, meta.size.to_string())]).into_response()),
+        None => Err(ApiError::NotFound("blob")),
+    }
+}
