@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod atomicity;
+mod attachments;
 mod auth;
 mod concurrency;
 mod edges;
