@@ -10,6 +10,7 @@ shelf_testkit::on_every_backend!(
     at2_local_limits_and_hash_mismatch,
     at3_local_users_cannot_touch_each_others_blobs,
     at4_local_garbage_collection_keeps_only_referenced_blobs,
+    at5_a_dropped_connection_keeps_what_arrived_and_resumes,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,4 +238,40 @@ async fn garbage_collection(server: TestServer) {
 
 async fn blob_status(server: &TestServer, user: &TestUser, sha: &str) -> StatusCode {
     server.call(Method::HEAD, &format!("/api/blobs/{sha}"), Some(&user.token), None).await.status
+}
+
+async fn at5_a_dropped_connection_keeps_what_arrived_and_resumes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let bytes = content(200_000, 5);
+    let sha = sha256_hex(&bytes);
+    let created = create_upload(&server, &user, bytes.len(), &sha).await;
+    let location = created.headers["location"].to_str().unwrap().to_owned();
+    // The body stream fails after 64 KiB: the connection breaks mid-request.
+    let first = bytes::Bytes::copy_from_slice(&bytes[..65_536]);
+    let body = futures::stream::iter(vec![Ok(first), Err(std::io::Error::other("network gone"))]);
+    let broken = server
+        .client
+        .patch(server.url(&location))
+        .bearer_auth(&user.token)
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await;
+    assert!(broken.is_err() || !broken.unwrap().status().is_success());
+    // The server may still be writing what it received; the offset settles at ≤ 64 KiB.
+    let mut stored = offset(&server, &user, &location).await;
+    for _ in 0..50 {
+        let again = offset(&server, &user, &location).await;
+        if again == stored && again > 0 {
+            break;
+        }
+        stored = again;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(stored <= 65_536, "never more than was sent: {stored}");
+    let rest = patch(&server, &user, &location, stored as usize, bytes[stored as usize..].to_vec()).await;
+    assert_eq!(rest.status, StatusCode::NO_CONTENT, "{:?}", rest.body);
+    assert_eq!(blob_status(&server, &user, &sha).await, StatusCode::OK);
 }
