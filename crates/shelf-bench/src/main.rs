@@ -7,6 +7,8 @@
 //!   materials (seeded through the store, not HTTP, to save time);
 //! - mutations per second (`POST /api/materials` and `PATCH`, many users and devices at once).
 
+mod blobs;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +37,10 @@ struct Args {
     /// Change-feed requests to time.
     #[arg(long, default_value_t = 2_000)]
     feed_requests: usize,
+    /// Measure attachment upload/download of a file of this many MiB instead (local folder, and
+    /// S3 when SHELF_TEST_S3_ENDPOINT is set).
+    #[arg(long)]
+    blob_mib: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,6 +53,9 @@ enum Which {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(mib) = args.blob_mib {
+        return blobs::run(mib, std::env::var("SHELF_TEST_S3_ENDPOINT").is_ok()).await;
+    }
     let backends = match args.backend {
         Which::Sqlite => vec![Backend::Sqlite],
         Which::Postgres => vec![Backend::Postgres],
