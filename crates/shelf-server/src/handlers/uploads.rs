@@ -56,17 +56,9 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
     let length = number(&headers, "upload-length")?;
     let (sha256, filename) = uploads::parse_metadata(headers.get("upload-metadata").and_then(|v| v.to_str().ok()))?;
     let settings = &state.settings;
-    let id = uploads::create(
-        state.store.as_ref(),
-        &settings.upload_dir,
-        device.user_id,
-        length,
-        sha256,
-        filename,
-        settings.max_file_size,
-        settings.user_quota,
-    )
-    .await?;
+    let upload = uploads::NewUpload { length, sha256, filename };
+    let limits = (settings.max_file_size, settings.user_quota);
+    let id = uploads::create(state.store.as_ref(), &settings.upload_dir, device.user_id, upload, limits).await?;
     let headers = tus_headers(&[("location", format!("/api/uploads/{id}")), ("upload-offset", "0".into())]);
     Ok((StatusCode::CREATED, headers).into_response())
 }

@@ -94,17 +94,22 @@ async fn pending_bytes(dir: &Path, user: UserId) -> ApiResult<u64> {
     Ok(total)
 }
 
+/// What a tus creation request declares.
+pub struct NewUpload {
+    pub length: u64,
+    pub sha256: String,
+    pub filename: Option<String>,
+}
+
 /// tus creation: checks the size limit and the quota before a byte is stored.
 pub async fn create(
     store: &dyn Store,
     dir: &Path,
     user: UserId,
-    length: u64,
-    sha256: String,
-    filename: Option<String>,
-    max_file_size: u64,
-    quota: u64,
+    upload: NewUpload,
+    (max_file_size, quota): (u64, u64),
 ) -> ApiResult<Uuid> {
+    let NewUpload { length, sha256, filename } = upload;
     if length > max_file_size {
         return Err(ApiError::FileTooLarge(max_file_size));
     }
