@@ -68,18 +68,6 @@ fn session_auth(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SessionAuth> {
     })
 }
 
-pub async fn session_by_token_hash(pool: &SqlitePool, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
-    let row = sqlx::query(
-        "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
-    )
-    .bind(token_hash)
-    .bind(micros(now))
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(session_auth).transpose()
-}
-
 pub async fn touch_session(pool: &SqlitePool, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
     sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
         .bind(micros(now))

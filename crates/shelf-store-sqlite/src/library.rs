@@ -9,15 +9,6 @@ use uuid::Uuid;
 use crate::db_err;
 use crate::rows;
 
-pub async fn library_version(pool: &SqlitePool, user: UserId) -> StoreResult<LibraryVersion> {
-    let version: Option<i64> = sqlx::query_scalar("SELECT library_version FROM users WHERE id = ?")
-        .bind(user.0)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
-    version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
-}
-
 pub async fn library_versions(pool: &SqlitePool, users: &[UserId]) -> StoreResult<Vec<(UserId, LibraryVersion)>> {
     let mut versions = Vec::with_capacity(users.len());
     // SQLite has no array parameters; chunks keep each statement under its variable limit.
