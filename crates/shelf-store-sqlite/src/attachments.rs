@@ -39,7 +39,7 @@ async fn bump(tx: &mut Tx<'_>, user: UserId) -> StoreResult<LibraryVersion> {
 }
 
 pub async fn attach(pool: &SqlitePool, user: UserId, a: &Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     // Bump first: it takes the user's lock, so the material check below sees every committed
     // change of this user (a concurrent delete cannot slip in between).
     let next = bump(&mut tx, user).await?;
@@ -72,7 +72,7 @@ pub async fn attach(pool: &SqlitePool, user: UserId, a: &Attachment, now: Offset
 }
 
 pub async fn detach(pool: &SqlitePool, user: UserId, material: MaterialId, id: Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let done = sqlx::query("DELETE FROM attachments WHERE user_id = ? AND material_id = ? AND id = ?")
         .bind(user.0)
         .bind(material.0)
@@ -87,20 +87,6 @@ pub async fn detach(pool: &SqlitePool, user: UserId, material: MaterialId, id: U
     record_change(&mut tx, user, ChangeKind::Attachment, MaterialId(id), ChangeOp::Delete, next, now).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(next)
-}
-
-/// Tombstones every attachment of a material that is being deleted in `tx` at `version`.
-pub async fn delete_for_material(tx: &mut Tx<'_>, user: UserId, material: MaterialId, version: LibraryVersion, now: OffsetDateTime) -> StoreResult<()> {
-    let ids: Vec<Uuid> = sqlx::query_scalar("DELETE FROM attachments WHERE user_id = ? AND material_id = ? RETURNING id")
-        .bind(user.0)
-        .bind(material.0)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    for id in ids {
-        record_change(tx, user, ChangeKind::Attachment, MaterialId(id), ChangeOp::Delete, version, now).await?;
-    }
-    Ok(())
 }
 
 pub async fn attachments(pool: &SqlitePool, user: UserId, material: MaterialId) -> StoreResult<Vec<Attachment>> {

@@ -7,6 +7,7 @@
 mod accounts;
 mod attachments;
 mod fast_read;
+mod fast_write;
 mod library;
 mod rows;
 mod sync;
@@ -33,6 +34,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     fast: std::sync::Arc<fast_read::FastReads>,
+    library_writer: fast_write::Writer,
 }
 
 impl SqliteStore {
@@ -70,7 +72,8 @@ impl SqliteStore {
             .await
             .map_err(StoreError::backend)?;
         let fast = std::sync::Arc::new(fast_read::FastReads::new(options.get_filename().to_path_buf()));
-        Ok(Self { writer, reader, fast })
+        let library_writer = fast_write::Writer::open(options.get_filename())?;
+        Ok(Self { writer, reader, fast, library_writer })
     }
 
     /// The write pool, for tests that need to reach under the seam (e.g. fault injection).
@@ -190,7 +193,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         receipt: Option<ReceiptKey>,
     ) -> StoreResult<Applied> {
-        write::apply(&self.writer, user, mutation, now, receipt).await
+        self.library_writer.apply(user, mutation, now, receipt).await
     }
 
     async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>> {

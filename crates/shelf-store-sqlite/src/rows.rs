@@ -42,10 +42,6 @@ pub fn material(row: &SqliteRow, prefix: &str) -> Result<Material, StoreError> {
     })
 }
 
-pub fn conflicts_json(conflicts: &[shelf_core::Conflict]) -> Result<String, StoreError> {
-    serde_json::to_string(conflicts).map_err(StoreError::backend)
-}
-
 /// Reads progress from columns `material_id, percent_complete, position, study_seconds,
 /// completed, last_studied_at, version` (with an optional prefix).
 pub fn progress(row: &SqliteRow, prefix: &str) -> Result<Progress, StoreError> {

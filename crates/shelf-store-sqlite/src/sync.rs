@@ -1,70 +1,16 @@
-//! The offline-sync parts of the store: merge bases, receipts, and the dead-letter list.
+//! The offline-sync reads and the dead-letter list (receipts of applied mutations are written by
+//! `fast_write.rs` inside the mutation's transaction).
 
-use shelf_core::{DeviceId, LibraryVersion, Material, MaterialBase, MaterialId, UserId};
-use shelf_store::{Applied, Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
+use shelf_core::{DeviceId, LibraryVersion, MaterialId, UserId};
+use shelf_store::{Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db_err;
-use crate::rows::{self, from_micros, micros};
+use crate::rows::{from_micros, micros};
 use crate::write::Tx;
-
-/// Keeps the material's state at this version as a possible merge base.
-pub async fn record_revision(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(user.0)
-    .bind(m.id.0)
-    .bind(m.version.0)
-    .bind(&m.title)
-    .bind(&m.body)
-    .bind(rows::tags_json(&m.tags))
-    .bind(micros(m.updated_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
-/// The material's fields as of `version` (its newest revision at or before it).
-pub async fn load_base(tx: &mut Tx<'_>, user: UserId, id: MaterialId, version: LibraryVersion) -> StoreResult<Option<MaterialBase>> {
-    let row = sqlx::query(
-        "SELECT title, body, tags FROM material_revisions
-         WHERE user_id = ? AND material_id = ? AND version <= ? ORDER BY version DESC LIMIT 1",
-    )
-    .bind(user.0)
-    .bind(id.0)
-    .bind(version.0)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    row.map(|row| {
-        Ok(MaterialBase {
-            title: row.try_get("title").map_err(db_err)?,
-            body: row.try_get("body").map_err(db_err)?,
-            tags: rows::parse_tags(&row.try_get::<String, _>("tags").map_err(db_err)?)?,
-        })
-    })
-    .transpose()
-}
-
-/// [`StoreError::DuplicateMutation`] if this device's mutation already has a receipt.
-pub async fn ensure_new(tx: &mut Tx<'_>, key: ReceiptKey) -> StoreResult<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM mutation_receipts WHERE device_id = ? AND mutation_id = ?")
-        .bind(key.device.0)
-        .bind(key.mutation_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    if found.is_some() {
-        return Err(StoreError::DuplicateMutation);
-    }
-    Ok(())
-}
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
@@ -101,33 +47,6 @@ async fn insert_receipt(
     }
 }
 
-/// Records the result of an applied (or merged) mutation inside its transaction.
-pub async fn record_receipt(
-    tx: &mut Tx<'_>,
-    user: UserId,
-    key: ReceiptKey,
-    material: MaterialId,
-    applied: &Applied,
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    let receipt = shelf_store::receipt_for(key.mutation_id, applied)?;
-    insert_receipt(tx, user, key, material, &receipt, now).await
-}
-
-/// The library version of this device's latest applied mutation of this material, if any.
-pub async fn own_latest_write(tx: &mut Tx<'_>, key: ReceiptKey, material: MaterialId) -> StoreResult<Option<LibraryVersion>> {
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(library_version) FROM mutation_receipts
-         WHERE device_id = ? AND material_id = ? AND status IN ('applied', 'merged')",
-    )
-    .bind(key.device.0)
-    .bind(material.0)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(version.map(LibraryVersion))
-}
-
 fn receipt_from(row: &SqliteRow) -> StoreResult<Receipt> {
     Ok(Receipt {
         mutation_id: row.try_get("mutation_id").map_err(db_err)?,
@@ -156,7 +75,7 @@ pub async fn reject(
     rejection: &Rejection,
     now: OffsetDateTime,
 ) -> StoreResult<Receipt> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let version: i64 = sqlx::query_scalar("SELECT library_version FROM users WHERE id = ?")
         .bind(user.0)
         .fetch_optional(&mut *tx)
