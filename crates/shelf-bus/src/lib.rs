@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 pub use local::{InProcessBus, LocalChannels};
 pub use postgres::PostgresBus;
+pub use recovery::RemoteBus;
 pub use redis_bus::RedisBus;
 
 /// Announces committed library versions to subscribers on this instance and, for

@@ -4,70 +4,31 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shelf_core::{LibraryVersion, UserId};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-use crate::recovery::Recovery;
-use crate::{decode, encode, BusError, BusHealth, ChangeBus, LocalChannels, SharedVersionSource};
+use crate::recovery::{Outbox, Recovery, RemoteBus};
+use crate::{decode, encode, BusError, BusHealth, LocalChannels, SharedVersionSource};
 
 /// The NOTIFY channel every instance listens on.
 pub const CHANNEL: &str = "shelf_library_version";
 /// `application_name` of the LISTEN connection, so operators (and tests) can find it.
 pub const LISTENER_APPLICATION_NAME: &str = "shelf-bus-listener";
 
-pub struct PostgresBus {
-    recovery: Arc<Recovery>,
-    outbox: mpsc::UnboundedSender<(UserId, LibraryVersion)>,
-    tasks: Vec<JoinHandle<()>>,
-}
+/// Fan-out through PostgreSQL LISTEN/NOTIFY.
+pub struct PostgresBus;
 
 impl PostgresBus {
     /// Connects the publisher and the listener; fails if PostgreSQL cannot be reached now.
     /// Later connection losses are recovered from in the background.
-    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<RemoteBus, BusError> {
         let failed = |e: sqlx::Error| BusError::Connection(e.to_string());
         let options = PgConnectOptions::from_str(url).map_err(failed)?;
         let publisher = PgPoolOptions::new().max_connections(2).connect_with(options.clone()).await.map_err(failed)?;
         let listener = listen(&options).await.map_err(failed)?;
         let recovery = Recovery::new(Arc::new(LocalChannels::default()), source, poll_interval);
-        recovery.set_health(BusHealth::Healthy);
-        let (outbox, pending) = mpsc::unbounded_channel();
-        let tasks = vec![
-            tokio::spawn(publish_loop(publisher, pending)),
-            tokio::spawn(listen_loop(options, listener, recovery.clone())),
-        ];
-        Ok(Self { recovery, outbox, tasks })
-    }
-}
-
-impl Drop for PostgresBus {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl ChangeBus for PostgresBus {
-    fn publish(&self, user: UserId, version: LibraryVersion) {
-        // Local subscribers hear it at once; the NOTIFY echo is ignored as not newer.
-        self.recovery.local.deliver(user, version);
-        let _ = self.outbox.send((user, version));
-    }
-
-    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
-        self.recovery.local.subscribe(user)
-    }
-
-    fn health(&self) -> BusHealth {
-        self.recovery.health()
-    }
-
-    fn name(&self) -> &'static str {
-        "postgres"
+        let subscriber = listen_loop(options, listener, recovery.clone());
+        Ok(RemoteBus::start("postgres", recovery, |pending| publish_loop(publisher, pending), subscriber))
     }
 }
 
@@ -82,7 +43,7 @@ async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
 }
 
 /// Sends queued announcements, several per round trip when they pile up.
-async fn publish_loop(pool: PgPool, mut pending: mpsc::UnboundedReceiver<(UserId, LibraryVersion)>) {
+async fn publish_loop(pool: PgPool, mut pending: Outbox) {
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, 512).await > 0 {
         let payloads: Vec<String> = batch.drain(..).map(|(user, version)| encode(user, version)).collect();

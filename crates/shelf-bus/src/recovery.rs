@@ -67,3 +67,56 @@ impl Recovery {
         }
     }
 }
+
+/// A bus that reaches other instances through a broker: delivers locally at once, hands
+/// announcements to a publisher task through an outbox, and runs a subscriber task; both tasks
+/// end when the bus is dropped. PostgreSQL and Redis differ only in those two tasks.
+pub struct RemoteBus {
+    name: &'static str,
+    recovery: Arc<Recovery>,
+    outbox: tokio::sync::mpsc::UnboundedSender<(shelf_core::UserId, shelf_core::LibraryVersion)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) type Outbox = tokio::sync::mpsc::UnboundedReceiver<(shelf_core::UserId, shelf_core::LibraryVersion)>;
+
+impl RemoteBus {
+    pub(crate) fn start<P, S>(name: &'static str, recovery: Arc<Recovery>, publisher: impl FnOnce(Outbox) -> P, subscriber: S) -> Self
+    where
+        P: std::future::Future<Output = ()> + Send + 'static,
+        S: std::future::Future<Output = ()> + Send + 'static,
+    {
+        recovery.set_health(BusHealth::Healthy);
+        let (outbox, pending) = tokio::sync::mpsc::unbounded_channel();
+        let tasks = vec![tokio::spawn(publisher(pending)), tokio::spawn(subscriber)];
+        Self { name, recovery, outbox, tasks }
+    }
+}
+
+impl Drop for RemoteBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl crate::ChangeBus for RemoteBus {
+    fn publish(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
+        // Local subscribers hear it at once; the broker's echo is ignored as not newer.
+        self.recovery.local.deliver(user, version);
+        let _ = self.outbox.send((user, version));
+    }
+
+    fn subscribe(&self, user: shelf_core::UserId) -> tokio::sync::watch::Receiver<Option<shelf_core::LibraryVersion>> {
+        self.recovery.local.subscribe(user)
+    }
+
+    fn health(&self) -> BusHealth {
+        self.recovery.health()
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}

@@ -4,66 +4,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use shelf_core::{LibraryVersion, UserId};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-use crate::recovery::Recovery;
-use crate::{decode, encode, BusError, BusHealth, ChangeBus, LocalChannels, SharedVersionSource};
+use crate::recovery::{Outbox, Recovery, RemoteBus};
+use crate::{decode, encode, BusError, BusHealth, LocalChannels, SharedVersionSource};
 
 /// The pub/sub channel every instance subscribes to.
 pub const CHANNEL: &str = "shelf:library-version";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct RedisBus {
-    recovery: Arc<Recovery>,
-    outbox: mpsc::UnboundedSender<(UserId, LibraryVersion)>,
-    tasks: Vec<JoinHandle<()>>,
-}
+/// Fan-out through Redis pub/sub.
+pub struct RedisBus;
 
 impl RedisBus {
     /// Connects the publisher and the subscriber; fails if Redis cannot be reached now. Later
     /// outages degrade to polling the database until Redis is back.
-    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, source: SharedVersionSource, poll_interval: Duration) -> Result<RemoteBus, BusError> {
         let failed = |e: redis::RedisError| BusError::Connection(e.to_string());
         let client = redis::Client::open(url).map_err(failed)?;
         let subscriber = subscribe(&client).await.map_err(failed)?;
         let publisher = redis::aio::ConnectionManager::new(client.clone()).await.map_err(failed)?;
         let recovery = Recovery::new(Arc::new(LocalChannels::default()), source, poll_interval);
-        recovery.set_health(BusHealth::Healthy);
-        let (outbox, pending) = mpsc::unbounded_channel();
-        let tasks = vec![
-            tokio::spawn(publish_loop(publisher, pending)),
-            tokio::spawn(subscribe_loop(client, subscriber, recovery.clone())),
-        ];
-        Ok(Self { recovery, outbox, tasks })
-    }
-}
-
-impl Drop for RedisBus {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl ChangeBus for RedisBus {
-    fn publish(&self, user: UserId, version: LibraryVersion) {
-        self.recovery.local.deliver(user, version);
-        let _ = self.outbox.send((user, version));
-    }
-
-    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
-        self.recovery.local.subscribe(user)
-    }
-
-    fn health(&self) -> BusHealth {
-        self.recovery.health()
-    }
-
-    fn name(&self) -> &'static str {
-        "redis"
+        let subscriber = subscribe_loop(client, subscriber, recovery.clone());
+        Ok(RemoteBus::start("redis", recovery, |pending| publish_loop(publisher, pending), subscriber))
     }
 }
 
@@ -73,7 +35,7 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
     Ok(pubsub)
 }
 
-async fn publish_loop(mut connection: redis::aio::ConnectionManager, mut pending: mpsc::UnboundedReceiver<(UserId, LibraryVersion)>) {
+async fn publish_loop(mut connection: redis::aio::ConnectionManager, mut pending: Outbox) {
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, 512).await > 0 {
         let mut pipe = redis::pipe();
