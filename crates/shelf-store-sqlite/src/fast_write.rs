@@ -8,7 +8,7 @@
 //! failing.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use shelf_core::{
@@ -21,9 +21,11 @@ use uuid::Uuid;
 
 use crate::rows::{from_micros, micros, parse_tags, tags_json};
 
+/// The single library-writer connection. Writers queue on an async lock, so a burst of
+/// mutations waits as cheap tasks rather than as blocked threads.
 #[derive(Clone)]
 pub struct Writer {
-    connection: Arc<Mutex<Connection>>,
+    connection: Arc<tokio::sync::Mutex<Connection>>,
 }
 
 fn err(error: rusqlite::Error) -> StoreError {
@@ -37,7 +39,7 @@ impl Writer {
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(err)?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self { connection: Arc::new(tokio::sync::Mutex::new(connection)) })
     }
 
     pub async fn apply(
@@ -47,12 +49,9 @@ impl Writer {
         now: OffsetDateTime,
         receipt: Option<ReceiptKey>,
     ) -> StoreResult<Applied> {
-        let connection = self.connection.clone();
+        let mut connection = self.connection.clone().lock_owned().await;
         let mutation = mutation.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
-            apply(&mut connection, user, mutation, now, receipt)
-        })
+        tokio::task::spawn_blocking(move || apply(&mut connection, user, mutation, now, receipt))
         .await
         .map_err(StoreError::backend)?
     }
