@@ -68,6 +68,34 @@ pub async fn open_streams(args: &Args, users: &[LoadUser], arrivals: Arc<Arrival
     Ok(open)
 }
 
+/// One stream's setup slot: reports whether the stream opened (first version received) and
+/// frees its setup-concurrency permit; a stream that ends before that reports failure.
+struct Opening {
+    ready: Option<oneshot::Sender<bool>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Opening {
+    /// Records a version event and, on the first one, reports the stream open.
+    fn version(&mut self, arrivals: &Arrivals, index: usize, version: Option<i64>, at: Instant) {
+        if let Some(version) = version {
+            arrivals.record(index, version, at);
+        }
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(true);
+            self.permit.take();
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(false);
+        }
+    }
+}
+
 async fn follow_sse(
     client: reqwest::Client,
     url: String,
@@ -77,29 +105,14 @@ async fn follow_sse(
     ready: oneshot::Sender<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let mut opening = Opening { ready: Some(ready), permit: Some(permit) };
     let response = client.get(format!("{url}/api/library-version-events")).bearer_auth(token).send().await;
-    let Ok(response) = response else {
-        let _ = ready.send(false);
-        return;
-    };
+    let Ok(response) = response else { return };
     let mut reader = SseReader::new(response);
-    let mut ready = Some(ready);
-    let mut permit = Some(permit);
     while let Some(event) = reader.next(std::time::Duration::from_secs(3600)).await {
-        if event.event.as_deref() != Some("version") {
-            continue;
+        if event.event.as_deref() == Some("version") {
+            opening.version(&arrivals, index, event.json()["libraryVersion"].as_i64(), Instant::now());
         }
-        let at = Instant::now();
-        if let Some(version) = event.json()["libraryVersion"].as_i64() {
-            arrivals.record(index, version, at);
-        }
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(true);
-            drop(permit.take());
-        }
-    }
-    if let Some(ready) = ready.take() {
-        let _ = ready.send(false);
     }
 }
 
@@ -113,36 +126,19 @@ async fn follow_ws(
 ) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
+    let mut opening = Opening { ready: Some(ready), permit: Some(permit) };
     let ws_url = format!("{}/api/library-version-ws", url.replacen("http", "ws", 1));
-    let Ok(mut request) = ws_url.as_str().into_client_request() else {
-        let _ = ready.send(false);
-        return;
-    };
+    let Ok(mut request) = ws_url.as_str().into_client_request() else { return };
     if let Ok(value) = format!("Bearer {token}").parse() {
         request.headers_mut().insert("authorization", value);
     }
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
-        let _ = ready.send(false);
-        return;
-    };
-    let mut ready = Some(ready);
-    let mut permit = Some(permit);
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else { return };
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else { continue };
         let at = Instant::now();
         let Ok(body) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        if body["type"] != "version" {
-            continue;
+        if body["type"] == "version" {
+            opening.version(&arrivals, index, body["libraryVersion"].as_i64(), at);
         }
-        if let Some(version) = body["libraryVersion"].as_i64() {
-            arrivals.record(index, version, at);
-        }
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(true);
-            drop(permit.take());
-        }
-    }
-    if let Some(ready) = ready.take() {
-        let _ = ready.send(false);
     }
 }
