@@ -33,7 +33,7 @@ fn validate(request: &AttachRequest) -> ApiResult<()> {
 }
 
 /// Attaches an uploaded blob: one transaction that bumps the library version.
-#[utoipa::path(post, path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "attachFile", path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)), request_body = AttachRequest,
     responses((status = 201, body = AttachResponse), (status = 404, description = "no such material, or blob not uploaded", body = ErrorBody)))]
 pub async fn attach(
@@ -65,7 +65,7 @@ pub async fn attach(
 }
 
 /// The material's attachments.
-#[utoipa::path(get, path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "listAttachments", path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = [AttachmentView]), (status = 404, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<AttachmentView>>> {
     crate::service::library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
@@ -74,7 +74,7 @@ pub async fn list(State(state): State<AppState>, device: CurrentDevice, Path(id)
 }
 
 /// Detaches (a tombstone in the feed). The blob is collected later if nothing else uses it.
-#[utoipa::path(delete, path = "/api/materials/{id}/attachments/{attachmentId}", tag = "attachments",
+#[utoipa::path(delete, operation_id = "detachAttachment", path = "/api/materials/{id}/attachments/{attachmentId}", tag = "attachments",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path), ("attachmentId" = Uuid, Path)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
@@ -113,7 +113,7 @@ fn parse_range(header: &str, size: u64) -> ApiResult<(u64, u64)> {
 }
 
 /// Streams the file with its Content-Type and Content-Disposition; honours `Range` (206).
-#[utoipa::path(get, path = "/api/materials/{id}/attachments/{attachmentId}/content", tag = "attachments",
+#[utoipa::path(get, operation_id = "downloadAttachment", path = "/api/materials/{id}/attachments/{attachmentId}/content", tag = "attachments",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path), ("attachmentId" = Uuid, Path), ("Range" = Option<String>, Header)),
     responses((status = 200), (status = 206), (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]

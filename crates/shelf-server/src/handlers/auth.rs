@@ -11,7 +11,7 @@ use crate::service::auth;
 use crate::state::AppState;
 
 /// Creates an account. The library starts at version 1.
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+#[utoipa::path(post, operation_id = "register", path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, body = RegisterResponse),
         (status = 400, description = "validation_failed or invalid_json", body = ErrorBody),
@@ -22,7 +22,7 @@ pub async fn register(State(state): State<AppState>, Json(request): Json<Registe
 }
 
 /// Starts a device session: returns a bearer token and sets the `shelf_session` cookie.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, operation_id = "login", path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
         (status = 401, description = "invalid_credentials", body = ErrorBody)))]
@@ -46,7 +46,7 @@ pub async fn login(State(state): State<AppState>, Json(request): Json<LoginReque
 }
 
 /// Ends the current device session and clears the cookie.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "logout", path = "/api/auth/logout", tag = "auth", security(("bearer" = []), ("cookie" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<impl IntoResponse> {
     auth::revoke(state.store.as_ref(), device.user_id, device.device_id).await?;

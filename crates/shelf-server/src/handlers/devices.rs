@@ -12,7 +12,7 @@ use crate::service::auth;
 use crate::state::AppState;
 
 /// The current user's live sessions, oldest first.
-#[utoipa::path(get, path = "/api/devices", tag = "devices", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "listDevices", path = "/api/devices", tag = "devices", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = [DeviceView]), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<Vec<DeviceView>>> {
     let sessions = auth::devices(state.store.as_ref(), device.user_id).await?;
@@ -31,7 +31,7 @@ pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiRe
 }
 
 /// Revokes one session; its token is refused from the next request on.
-#[utoipa::path(delete, path = "/api/devices/{deviceId}", tag = "devices", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(delete, operation_id = "revokeDevice", path = "/api/devices/{deviceId}", tag = "devices", security(("bearer" = []), ("cookie" = [])),
     params(("deviceId" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn revoke(State(state): State<AppState>, device: CurrentDevice, Path(target): Path<Uuid>) -> ApiResult<StatusCode> {

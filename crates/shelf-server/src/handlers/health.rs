@@ -10,14 +10,14 @@ use crate::extract::Json;
 use crate::state::AppState;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", responses((status = 200)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The database answers. A bus that lost its broker (and polls the database instead) is
 /// reported as `"bus": "degraded"` with its reason; the instance still serves correctly.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health",
     responses((status = 200), (status = 503, description = "service_unavailable", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
     state.store.ping().await.map_err(ApiError::Unavailable)?;

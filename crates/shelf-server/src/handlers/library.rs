@@ -10,7 +10,7 @@ use crate::service::library;
 use crate::state::AppState;
 
 /// The library version: one indexed read, for cheap "anything new?" checks.
-#[utoipa::path(get, path = "/api/library/version", tag = "library", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "getLibraryVersion", path = "/api/library/version", tag = "library", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = LibraryVersionResponse), (status = 401, body = ErrorBody)))]
 pub async fn version(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<LibraryVersionResponse>> {
     let version = state.store.library_version(device.user_id).await?;
@@ -18,7 +18,7 @@ pub async fn version(State(state): State<AppState>, device: CurrentDevice) -> Ap
 }
 
 /// Everything that changed after `since`, oldest first; `since=0` is a full snapshot.
-#[utoipa::path(get, path = "/api/library/changes", tag = "library", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "getLibraryChanges", path = "/api/library/changes", tag = "library", security(("bearer" = []), ("cookie" = [])),
     params(ChangesQuery),
     responses((status = 200, body = ChangesResponse),
         (status = 410, description = "resync_required: start again from since=0", body = ErrorBody),

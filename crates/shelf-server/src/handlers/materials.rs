@@ -24,7 +24,7 @@ fn mutation_response(applied: Applied) -> ApiResult<Json<MaterialMutationRespons
 }
 
 /// Creates a material (optionally with initial progress) in one transaction.
-#[utoipa::path(post, path = "/api/materials", tag = "materials", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "createMaterial", path = "/api/materials", tag = "materials", security(("bearer" = []), ("cookie" = [])),
     request_body = CreateMaterialRequest,
     responses((status = 201, body = MaterialMutationResponse),
         (status = 400, body = ErrorBody), (status = 409, description = "material_exists", body = ErrorBody),
@@ -40,7 +40,7 @@ pub async fn create(
 }
 
 /// The user's materials with their progress, ordered by id, paginated by `cursor`.
-#[utoipa::path(get, path = "/api/materials", tag = "materials", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "listMaterials", path = "/api/materials", tag = "materials", security(("bearer" = []), ("cookie" = [])),
     params(ListMaterialsQuery),
     responses((status = 200, body = MaterialsPage), (status = 401, body = ErrorBody)))]
 pub async fn list(
@@ -56,7 +56,7 @@ pub async fn list(
 }
 
 /// One material with its progress.
-#[utoipa::path(get, path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "getMaterial", path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<MaterialView>> {
@@ -68,7 +68,7 @@ pub async fn get(State(state): State<AppState>, device: CurrentDevice, Path(id):
 /// `If-Match: <libraryVersion>` (the version the client edited from) a stale edit is merged:
 /// other fields' concurrent changes survive; if a changed text field overlaps a concurrent edit
 /// nothing is written and the answer is 409 `edit_conflict` listing the conflicts.
-#[utoipa::path(patch, path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(patch, operation_id = "updateMaterial", path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<i64>, Header, description = "library version the edit was made against")),
     request_body = UpdateMaterialRequest,
     responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -90,7 +90,7 @@ pub async fn update(
 }
 
 /// Deletes a material and its progress, leaving tombstones in the change feed.
-#[utoipa::path(delete, path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(delete, operation_id = "deleteMaterial", path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<DeletedResponse>> {

@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// Sets progress fields; `studySecondsDelta` adds to the study-time counter. With
 /// `If-Match: <libraryVersion>` older than the progress, the sync merge rules apply (percent never
 /// goes backwards, completion sticks, position follows the most recent session) unless `reset`.
-#[utoipa::path(put, path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(put, operation_id = "putProgress", path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)), request_body = ProgressInput,
     responses((status = 200, body = ProgressMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put(
@@ -32,7 +32,7 @@ pub async fn put(
 }
 
 /// Removes a material's progress.
-#[utoipa::path(delete, path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(delete, operation_id = "deleteProgress", path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<DeletedResponse>> {

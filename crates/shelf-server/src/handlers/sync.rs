@@ -14,7 +14,7 @@ use crate::service::{library, mutations};
 use crate::state::AppState;
 
 /// Applies a device's queued edits in order, each exactly once (see docs/sync-protocol.md).
-#[utoipa::path(post, path = "/api/library/mutations", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "applyMutations", path = "/api/library/mutations", tag = "sync", security(("bearer" = []), ("cookie" = [])),
     request_body = MutationBatchRequest,
     responses((status = 200, body = MutationBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn apply(
@@ -28,7 +28,7 @@ pub async fn apply(
 }
 
 /// The dead-letter list: mutations that could not apply, newest first, kept so they can be restored.
-#[utoipa::path(get, path = "/api/library/rejected", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "listRejectedMutations", path = "/api/library/rejected", tag = "sync", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = RejectedPage), (status = 401, body = ErrorBody)))]
 pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<RejectedPage>> {
     let items = state.store.rejected_mutations(device.user_id, 500).await?;
@@ -51,7 +51,7 @@ pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> A
 }
 
 /// The material's unresolved conflicts.
-#[utoipa::path(get, path = "/api/materials/{id}/conflicts", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, operation_id = "listConflicts", path = "/api/materials/{id}/conflicts", tag = "sync", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = [ConflictView]), (status = 404, body = ErrorBody)))]
 pub async fn conflicts(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<ConflictView>>> {
@@ -61,7 +61,7 @@ pub async fn conflicts(State(state): State<AppState>, device: CurrentDevice, Pat
 
 /// Settles a conflict: `server` keeps the current value, `device` takes the device's, `custom`
 /// writes `value`. Bumps the library version like any edit.
-#[utoipa::path(post, path = "/api/materials/{id}/conflicts/{conflictId}/resolve", tag = "sync",
+#[utoipa::path(post, operation_id = "resolveConflict", path = "/api/materials/{id}/conflicts/{conflictId}/resolve", tag = "sync",
     security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path), ("conflictId" = Uuid, Path)), request_body = ResolveConflictRequest,
     responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -36,7 +36,7 @@ fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<u64> {
 }
 
 /// What this server supports (tus discovery).
-#[utoipa::path(options, path = "/api/uploads", tag = "uploads", responses((status = 204)))]
+#[utoipa::path(options, operation_id = "uploadOptions", path = "/api/uploads", tag = "uploads", responses((status = 204)))]
 pub async fn options(State(state): State<AppState>) -> Response {
     let headers = tus_headers(&[
         ("tus-version", TUS_VERSION.into()),
@@ -48,7 +48,7 @@ pub async fn options(State(state): State<AppState>) -> Response {
 
 /// Creates an upload: `Upload-Length` and `Upload-Metadata` with `sha256` (and optionally
 /// `filename`). Size limit and quota are checked here, before any byte is stored.
-#[utoipa::path(post, path = "/api/uploads", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "createUpload", path = "/api/uploads", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("Upload-Length" = u64, Header), ("Upload-Metadata" = String, Header)),
     responses((status = 201, description = "Location: the upload's URL"),
         (status = 413, description = "file_too_large or quota_exceeded", body = ErrorBody), (status = 400, body = ErrorBody)))]
@@ -64,7 +64,7 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
 }
 
 /// How much of the upload is stored: continue from `Upload-Offset`.
-#[utoipa::path(head, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(head, operation_id = "getUploadOffset", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("uploadId" = Uuid, Path)), responses((status = 200), (status = 404)))]
 pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
     let (offset, length) = uploads::status(&state.settings.upload_dir, id, device.user_id).await?;
@@ -74,7 +74,7 @@ pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id)
 
 /// Appends bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`), streamed
 /// to disk. On the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
-#[utoipa::path(patch, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(patch, operation_id = "appendUpload", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("uploadId" = Uuid, Path), ("Upload-Offset" = u64, Header)),
     responses((status = 204), (status = 409, description = "offset_mismatch", body = ErrorBody),
         (status = 422, description = "hash_mismatch", body = ErrorBody)))]
@@ -100,7 +100,7 @@ pub async fn patch(
 }
 
 /// Abandons an upload (tus termination).
-#[utoipa::path(delete, path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(delete, operation_id = "terminateUpload", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("uploadId" = Uuid, Path)), responses((status = 204), (status = 404)))]
 pub async fn terminate(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
     uploads::terminate(&state.settings.upload_dir, id, device.user_id).await?;
@@ -108,7 +108,7 @@ pub async fn terminate(State(state): State<AppState>, device: CurrentDevice, Pat
 }
 
 /// 200 if the user already holds this blob (no upload needed), else 404.
-#[utoipa::path(head, path = "/api/blobs/{sha256}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(head, operation_id = "headBlob", path = "/api/blobs/{sha256}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("sha256" = String, Path)), responses((status = 200), (status = 404)))]
 pub async fn blob(State(state): State<AppState>, device: CurrentDevice, Path(sha256): Path<String>) -> ApiResult<Response> {
     if !uploads::is_sha256(&sha256) {

@@ -43,7 +43,7 @@ impl EventsQuery {
 }
 
 /// A stream of `version` events: the current version at once, then one per committed change.
-#[utoipa::path(get, path = "/api/library-version-events", tag = "realtime", security(("bearer" = []), ("cookie" = []), ("ticket" = [])),
+#[utoipa::path(get, operation_id = "streamLibraryVersionEvents", path = "/api/library-version-events", tag = "realtime", security(("bearer" = []), ("cookie" = []), ("ticket" = [])),
     params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "the last version received")),
     responses(
         (status = 200, content_type = "text/event-stream",
@@ -105,7 +105,7 @@ pub struct TicketResponse {
 }
 
 /// Issues a stream ticket for clients that cannot authenticate an `EventSource` otherwise.
-#[utoipa::path(post, path = "/api/library-version-events/ticket", tag = "realtime", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, operation_id = "createStreamTicket", path = "/api/library-version-events/ticket", tag = "realtime", security(("bearer" = []), ("cookie" = [])),
     responses((status = 201, body = TicketResponse), (status = 401, body = ErrorBody)))]
 pub async fn ticket(
     State(state): State<AppState>,

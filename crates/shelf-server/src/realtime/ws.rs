@@ -22,7 +22,7 @@ const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Messages: `{"type":"version","libraryVersion":N,"epoch":"..."}` (plus `changes`/`resync` with
 /// `?changes=1`), `{"type":"heartbeat"}`, a final `{"type":"auth","code":...}` or
 /// `{"type":"shutdown","retryMs":...}`. `?since=N` plays the part of `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/library-version-ws", tag = "realtime", security(("bearer" = []), ("cookie" = []), ("ticket" = [])),
+#[utoipa::path(get, operation_id = "openLibraryVersionWebSocket", path = "/api/library-version-ws", tag = "realtime", security(("bearer" = []), ("cookie" = []), ("ticket" = [])),
     params(EventsQuery),
     responses((status = 101, description = "WebSocket upgrade"), (status = 401, body = ErrorBody)))]
 pub async fn upgrade(

@@ -77,6 +77,14 @@ async fn ed3_health_readiness_and_openapi_cover_every_route(backend: Backend) {
             assert!(paths.get(path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing from OpenAPI");
         }
     }
+    // Clients generate their types from this document: every operation needs its own id.
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} repeats ({method} {path})");
+        }
+    }
     let docs = server.client.get(server.url("/api/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"));
