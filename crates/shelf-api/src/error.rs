@@ -27,6 +27,14 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     ServiceUnavailable,
     Internal,
+    /// A queued edit of a material that was deleted on another device (kept to restore).
+    Deleted,
+    AttachmentExists,
+    /// A material kept more unresolved conflicts than allowed; the oldest moved to the
+    /// dead-letter list.
+    ConflictOverflow,
+    /// The mutation batch's `protocolVersion` is not one this server speaks.
+    UnsupportedProtocol,
 }
 
 impl ErrorCode {
@@ -52,6 +60,10 @@ impl ErrorCode {
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::Deleted => "deleted",
+            ErrorCode::AttachmentExists => "attachment_exists",
+            ErrorCode::ConflictOverflow => "conflict_overflow",
+            ErrorCode::UnsupportedProtocol => "unsupported_protocol",
         }
     }
 }
@@ -64,4 +76,33 @@ pub struct ErrorBody {
     /// With `edit_conflict`: the overlapping edits, none of which was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<crate::ConflictView>>,
+}
+
+impl From<shelf_core::RejectionCode> for ErrorCode {
+    fn from(code: shelf_core::RejectionCode) -> Self {
+        use shelf_core::RejectionCode as R;
+        match code {
+            R::ValidationFailed => ErrorCode::ValidationFailed,
+            R::NotFound => ErrorCode::NotFound,
+            R::MaterialExists => ErrorCode::MaterialExists,
+            R::AttachmentExists => ErrorCode::AttachmentExists,
+            R::Deleted => ErrorCode::Deleted,
+            R::EditConflict => ErrorCode::EditConflict,
+            R::ConflictOverflow => ErrorCode::ConflictOverflow,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_rejection_code_is_an_error_code_with_the_same_name() {
+        for code in shelf_core::RejectionCode::ALL {
+            assert_eq!(ErrorCode::from(code).as_str(), code.as_str());
+            let json = serde_json::to_value(ErrorCode::from(code)).unwrap_or_default();
+            assert_eq!(json, code.as_str());
+        }
+    }
 }

@@ -18,7 +18,9 @@ pub use library::{
     ProgressMutationResponse, ProgressView, UpdateMaterialRequest,
 };
 pub use sync::{
-    ConflictView, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView, RejectedPage, RejectedView,
-    ResolveConflictRequest, TagsInput,
+    AttachmentAddData, AttachmentRemoveData, BareEnvelope, ConflictFieldView, ConflictResolveData, ConflictSummaryView,
+    ConflictView, Envelope, MaterialCreateData, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView,
+    MutationStatus, MutationType, NoData, RejectedPage, RejectedView, ResolutionView, ResolveConflictRequest, TagsInput,
+    PROTOCOL_VERSION,
 };
 pub use attachments::{AttachRequest, AttachResponse, AttachmentView};

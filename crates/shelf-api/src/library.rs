@@ -22,8 +22,9 @@ pub struct MaterialFields {
     pub updated_at: OffsetDateTime,
     /// The library version of this material's last change.
     pub version: i64,
-    /// Edits from other devices that overlapped and await the user's decision.
-    pub conflicts: Vec<crate::ConflictView>,
+    /// Edits from other devices that overlapped and await the user's decision (their texts:
+    /// `GET /api/materials/{id}/conflicts`).
+    pub conflicts: Vec<crate::ConflictSummaryView>,
 }
 
 impl From<&Material> for MaterialFields {
@@ -36,7 +37,7 @@ impl From<&Material> for MaterialFields {
             created_at: m.created_at,
             updated_at: m.updated_at,
             version: m.version.0,
-            conflicts: m.conflicts.iter().map(crate::ConflictView::from).collect(),
+            conflicts: m.conflicts.iter().map(crate::ConflictSummaryView::from).collect(),
         }
     }
 }
@@ -87,7 +88,7 @@ impl MaterialView {
 }
 
 /// Progress fields to set; absent fields keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProgressInput {
     /// 0 to 100.
@@ -126,7 +127,7 @@ pub struct CreateMaterialRequest {
 }
 
 /// A partial update; absent fields keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateMaterialRequest {
     pub title: Option<String>,

@@ -1,53 +1,226 @@
 //! The offline sync protocol: mutation batches, their results, conflicts and the dead-letter list.
+//!
+//! A mutation is `{"mutationId", "type", "id", "baseVersion"?, "data"?}`; `type` selects the
+//! shape of `data` (the REST body of the same action). The schema is exact, so a batch that does
+//! not match it is refused whole (400) before anything is applied.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One queued edit of a device.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+use crate::{ErrorCode, ProgressInput, UpdateMaterialRequest};
+
+/// The protocol this server speaks. A client sends it as `protocolVersion`; another value is
+/// refused with 400 `unsupported_protocol`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The fields every queued mutation carries, and its `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MutationInput {
-    /// Per-device, increasing. A mutation id seen before is answered `duplicate` and not re-applied.
+pub struct Envelope<D> {
+    /// Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+    /// re-applied.
+    #[schema(minimum = 1)]
     pub mutation_id: i64,
-    /// `material.create`, `material.update`, `material.delete`, `progress.set`, `progress.delete`,
-    /// `tags.add`, `tags.remove`.
-    #[serde(rename = "type")]
-    pub mutation_type: String,
-    /// The material's id.
+    /// The material's id (also for progress, tag and attachment mutations).
     pub id: Uuid,
     /// The library version the device had seen when it made the edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub base_version: Option<i64>,
-    /// The same fields as the REST body of that action (`tags.*`: `{"tags": [...]}`).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub data: Value,
+    pub data: D,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `data` of mutations that carry none: absent or `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoData {}
+
+/// The fields of a mutation that carries no data (`material.delete`, `progress.delete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BareEnvelope {
+    #[schema(minimum = 1)]
+    pub mutation_id: i64,
+    pub id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub base_version: Option<i64>,
+    #[serde(default)]
+    pub data: NoData,
+}
+
+/// `data` of `material.create`: as `POST /api/materials`, without `id` (it is the mutation's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaterialCreateData {
+    #[schema(min_length = 1, max_length = 500)]
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub tags: Vec<String>,
+    pub progress: Option<ProgressInput>,
+}
+
+/// `data` of `tags.add` / `tags.remove`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagsInput {
+    #[schema(max_items = 50)]
+    pub tags: Vec<String>,
+}
+
+/// `data` of `attachment.add`: a blob the user uploaded (`HEAD /api/blobs/{sha256}` is 200).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachmentAddData {
+    /// The new attachment's id, chosen by the device.
+    pub attachment_id: Uuid,
+    /// 64 lower-case hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: String,
+    /// 1 to 255 characters, no path separators.
+    #[schema(min_length = 1, max_length = 255)]
+    pub filename: String,
+    /// A MIME type such as `application/pdf`.
+    #[schema(max_length = 255)]
+    pub content_type: String,
+    #[schema(minimum = 0)]
+    pub size: i64,
+}
+
+/// `data` of `attachment.remove`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachmentRemoveData {
+    pub attachment_id: Uuid,
+}
+
+/// `data` of `conflict.resolve`: as `POST …/conflicts/{conflictId}/resolve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConflictResolveData {
+    pub conflict_id: Uuid,
+    pub resolution: ResolutionView,
+    /// The new value, required with `custom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// One queued edit of a device, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum MutationInput {
+    #[serde(rename = "material.create")]
+    MaterialCreate(Envelope<MaterialCreateData>),
+    #[serde(rename = "material.update")]
+    MaterialUpdate(Envelope<UpdateMaterialRequest>),
+    /// A delete with a `baseVersion` older than the material's last change still wins; the
+    /// material as it was is kept in the dead-letter list (code `deleted`).
+    #[serde(rename = "material.delete")]
+    MaterialDelete(BareEnvelope),
+    #[serde(rename = "progress.set")]
+    ProgressSet(Envelope<ProgressInput>),
+    #[serde(rename = "progress.delete")]
+    ProgressDelete(BareEnvelope),
+    #[serde(rename = "tags.add")]
+    TagsAdd(Envelope<TagsInput>),
+    #[serde(rename = "tags.remove")]
+    TagsRemove(Envelope<TagsInput>),
+    #[serde(rename = "conflict.resolve")]
+    ConflictResolve(Envelope<ConflictResolveData>),
+    #[serde(rename = "attachment.add")]
+    AttachmentAdd(Envelope<AttachmentAddData>),
+    #[serde(rename = "attachment.remove")]
+    AttachmentRemove(Envelope<AttachmentRemoveData>),
+}
+
+macro_rules! envelope_field {
+    ($self:ident, $field:ident) => {
+        match $self {
+            MutationInput::MaterialCreate(e) => e.$field,
+            MutationInput::MaterialUpdate(e) => e.$field,
+            MutationInput::MaterialDelete(e) => e.$field,
+            MutationInput::ProgressSet(e) => e.$field,
+            MutationInput::ProgressDelete(e) => e.$field,
+            MutationInput::TagsAdd(e) => e.$field,
+            MutationInput::TagsRemove(e) => e.$field,
+            MutationInput::ConflictResolve(e) => e.$field,
+            MutationInput::AttachmentAdd(e) => e.$field,
+            MutationInput::AttachmentRemove(e) => e.$field,
+        }
+    };
+}
+
+impl MutationInput {
+    pub fn mutation_id(&self) -> i64 {
+        envelope_field!(self, mutation_id)
+    }
+
+    pub fn id(&self) -> Uuid {
+        envelope_field!(self, id)
+    }
+
+    pub fn base_version(&self) -> Option<i64> {
+        envelope_field!(self, base_version)
+    }
+
+    /// The mutation's `data` as JSON text, kept in the dead-letter list if it cannot apply.
+    pub fn data_json(&self) -> Result<String, serde_json::Error> {
+        match self {
+            MutationInput::MaterialCreate(e) => serde_json::to_string(&e.data),
+            MutationInput::MaterialUpdate(e) => serde_json::to_string(&e.data),
+            MutationInput::MaterialDelete(e) | MutationInput::ProgressDelete(e) => serde_json::to_string(&e.data),
+            MutationInput::ProgressSet(e) => serde_json::to_string(&e.data),
+            MutationInput::TagsAdd(e) | MutationInput::TagsRemove(e) => serde_json::to_string(&e.data),
+            MutationInput::ConflictResolve(e) => serde_json::to_string(&e.data),
+            MutationInput::AttachmentAdd(e) => serde_json::to_string(&e.data),
+            MutationInput::AttachmentRemove(e) => serde_json::to_string(&e.data),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MutationBatchRequest {
+    /// The protocol version the client speaks; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1)]
+    pub protocol_version: Option<u32>,
     /// In the order the device made them; at most 500.
+    #[schema(max_items = 500)]
     pub mutations: Vec<MutationInput>,
 }
 
 /// What became of one mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MutationStatus {
+    /// Applied as sent, committed at `libraryVersion`.
+    Applied,
+    /// Applied through the merge rules; `conflicts` lists the conflicts it recorded.
+    Merged,
+    /// Delivered before: nothing changed; the stored result.
+    Duplicate,
+    /// Not applied: `code` and `message` say why; it is in the dead-letter list.
+    Rejected,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MutationResultView {
     pub mutation_id: i64,
-    /// `applied`, `merged`, `duplicate` or `rejected`.
-    pub status: String,
+    pub status: MutationStatus,
     /// The library version after this mutation (for `rejected`: the version it was judged at).
     pub library_version: i64,
     /// For `rejected` (and `duplicate` of a rejected one): why.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     pub message: Option<String>,
-    /// For `merged`: the conflicts recorded on the material (`[]` when everything merged).
-    #[schema(value_type = Option<Vec<ConflictView>>)]
-    pub conflict: Option<Value>,
+    /// The conflicts a merge recorded (their texts: `GET /api/materials/{id}/conflicts`).
+    pub conflict: Vec<ConflictSummaryView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -57,13 +230,47 @@ pub struct MutationBatchResponse {
     pub results: Vec<MutationResultView>,
 }
 
+/// Which text field a conflict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictFieldView {
+    Title,
+    Body,
+}
+
+impl From<shelf_core::ConflictField> for ConflictFieldView {
+    fn from(field: shelf_core::ConflictField) -> Self {
+        match field {
+            shelf_core::ConflictField::Title => ConflictFieldView::Title,
+            shelf_core::ConflictField::Body => ConflictFieldView::Body,
+        }
+    }
+}
+
+/// A conflict as materials carry it: without its texts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictSummaryView {
+    pub id: Uuid,
+    pub field: ConflictFieldView,
+    pub base_version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&shelf_core::ConflictSummary> for ConflictSummaryView {
+    fn from(c: &shelf_core::ConflictSummary) -> Self {
+        Self { id: c.id, field: c.field.into(), base_version: c.base_version, created_at: c.created_at }
+    }
+}
+
 /// A device's edit that overlapped a concurrent edit: the server's value stayed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConflictView {
     pub id: Uuid,
-    /// `title` or `body`.
-    pub field: String,
+    pub field: ConflictFieldView,
     pub server_value: String,
     pub device_value: String,
     pub base_version: i64,
@@ -76,7 +283,7 @@ impl From<&shelf_core::Conflict> for ConflictView {
     fn from(c: &shelf_core::Conflict) -> Self {
         Self {
             id: c.id,
-            field: c.field.clone(),
+            field: c.field.into(),
             server_value: c.server_value.clone(),
             device_value: c.device_value.clone(),
             base_version: c.base_version,
@@ -86,13 +293,64 @@ impl From<&shelf_core::Conflict> for ConflictView {
 }
 
 /// How to settle a conflict: keep the server's value, take the device's, or write a new one.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolutionView {
+    Server,
+    Device,
+    Custom,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResolveConflictRequest {
-    /// `server`, `device` or `custom`.
-    pub resolution: String,
-    /// The new value, with `custom`.
+    pub resolution: ResolutionView,
+    /// The new value, required with `custom` (checked against the conflict's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+/// The kinds of queued mutation, as in `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum MutationType {
+    #[serde(rename = "material.create")]
+    MaterialCreate,
+    #[serde(rename = "material.update")]
+    MaterialUpdate,
+    #[serde(rename = "material.delete")]
+    MaterialDelete,
+    #[serde(rename = "progress.set")]
+    ProgressSet,
+    #[serde(rename = "progress.delete")]
+    ProgressDelete,
+    #[serde(rename = "tags.add")]
+    TagsAdd,
+    #[serde(rename = "tags.remove")]
+    TagsRemove,
+    #[serde(rename = "conflict.resolve")]
+    ConflictResolve,
+    #[serde(rename = "attachment.add")]
+    AttachmentAdd,
+    #[serde(rename = "attachment.remove")]
+    AttachmentRemove,
+}
+
+impl From<shelf_core::MutationKind> for MutationType {
+    fn from(kind: shelf_core::MutationKind) -> Self {
+        use shelf_core::MutationKind as K;
+        match kind {
+            K::MaterialCreate => MutationType::MaterialCreate,
+            K::MaterialUpdate => MutationType::MaterialUpdate,
+            K::MaterialDelete => MutationType::MaterialDelete,
+            K::ProgressSet => MutationType::ProgressSet,
+            K::ProgressDelete => MutationType::ProgressDelete,
+            K::TagsAdd => MutationType::TagsAdd,
+            K::TagsRemove => MutationType::TagsRemove,
+            K::ConflictResolve => MutationType::ConflictResolve,
+            K::AttachmentAdd => MutationType::AttachmentAdd,
+            K::AttachmentRemove => MutationType::AttachmentRemove,
+        }
+    }
 }
 
 /// An entry of the dead-letter list: a mutation that could not apply, kept to restore.
@@ -103,12 +361,16 @@ pub struct RejectedView {
     pub device_id: Option<Uuid>,
     pub mutation_id: Option<i64>,
     #[serde(rename = "type")]
-    pub mutation_type: String,
+    pub mutation_type: MutationType,
     pub material_id: Uuid,
-    #[schema(value_type = Object)]
-    pub data: Value,
-    /// e.g. `deleted` (the material was deleted concurrently), `not_found`, `validation_failed`.
-    pub code: String,
+    /// The mutation's `data` as it was sent (the shape its `type` defines); `null` in lists when
+    /// larger than `dataLimit` — read the entry itself for it.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// Bytes of `data` as JSON.
+    pub data_bytes: i64,
+    /// e.g. `deleted` (the material was deleted concurrently), `not_found`, `conflict_overflow`.
+    pub code: ErrorCode,
     pub message: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -119,11 +381,6 @@ pub struct RejectedView {
 #[serde(rename_all = "camelCase")]
 pub struct RejectedPage {
     pub items: Vec<RejectedView>,
-}
-
-/// `{"tags": [...]}` for `tags.add` / `tags.remove`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TagsInput {
-    pub tags: Vec<String>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub next_before: Option<Uuid>,
 }

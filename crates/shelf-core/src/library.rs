@@ -14,26 +14,67 @@ pub struct Material {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub version: LibraryVersion,
-    /// Edits that could not be merged, kept until the user resolves them (never dropped).
-    pub conflicts: Vec<Conflict>,
+    /// Edits that could not be merged, kept until the user resolves them (never dropped). Only
+    /// their summaries travel with the material; the texts are read one conflict at a time, so a
+    /// material with large conflicts stays cheap to read and write.
+    pub conflicts: Vec<ConflictSummary>,
+}
+
+/// Which text field a conflict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictField {
+    Title,
+    Body,
+}
+
+impl ConflictField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictField::Title => "title",
+            ConflictField::Body => "body",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "title" => Some(ConflictField::Title),
+            "body" => Some(ConflictField::Body),
+            _ => None,
+        }
+    }
+}
+
+/// A conflict without its texts: what a material carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictSummary {
+    pub id: uuid::Uuid,
+    pub field: ConflictField,
+    pub base_version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// A device's edit to a text field that overlapped a concurrent edit: the server's value stayed,
 /// the device's value is kept here.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub id: uuid::Uuid,
-    /// `title` or `body`.
-    pub field: String,
+    pub field: ConflictField,
     /// The server's value when the conflict arose.
     pub server_value: String,
     /// The device's value, which did not apply.
     pub device_value: String,
     /// The library version the device had seen when it made the edit.
     pub base_version: i64,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl Conflict {
+    pub fn summary(&self) -> ConflictSummary {
+        ConflictSummary { id: self.id, field: self.field, base_version: self.base_version, created_at: self.created_at }
+    }
 }
 
 /// A material's fields as of an older version: the base of a three-way merge.

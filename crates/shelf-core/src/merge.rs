@@ -4,7 +4,7 @@
 //! tested here with its mirror image. Nothing is ever silently dropped: where two edits cannot
 //! both survive, the server's value stays and the device's value is returned as a conflict.
 
-use similar::{capture_diff_slices, Algorithm, DiffOp};
+use crate::diff::{diff_lines, Budget};
 
 /// The outcome of merging one text field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +13,14 @@ pub enum TextMerge {
     Clean(String),
     /// The edits overlap: the server's text stays; the device's text must be kept as a conflict.
     Conflict,
+    /// Finding out would cost more than the budget allowed (texts too large or too different).
+    OverBudget,
 }
 
 /// Three-way merge of `theirs` (the device's text) into `ours` (the server's current text), both
-/// edited from `base`. Line-based: edits to different lines both survive.
-pub fn merge_text(base: &str, ours: &str, theirs: &str) -> TextMerge {
+/// edited from `base`. Line-based: edits to different lines both survive. Both diffs take their
+/// work from `budget`; when it runs out the answer is [`TextMerge::OverBudget`].
+pub fn merge_text(base: &str, ours: &str, theirs: &str, budget: &mut Budget) -> TextMerge {
     if ours == theirs || theirs == base {
         return TextMerge::Clean(ours.to_owned());
     }
@@ -25,8 +28,12 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str) -> TextMerge {
         return TextMerge::Clean(theirs.to_owned());
     }
     let base_lines: Vec<&str> = base.split_inclusive('\n').collect();
-    let our_hunks = hunks(&base_lines, &ours.split_inclusive('\n').collect::<Vec<_>>());
-    let their_hunks = hunks(&base_lines, &theirs.split_inclusive('\n').collect::<Vec<_>>());
+    let (Some(our_hunks), Some(their_hunks)) = (
+        hunks(&base_lines, &ours.split_inclusive('\n').collect::<Vec<_>>(), budget),
+        hunks(&base_lines, &theirs.split_inclusive('\n').collect::<Vec<_>>(), budget),
+    ) else {
+        return TextMerge::OverBudget;
+    };
     let mut all: Vec<&Hunk> = our_hunks.iter().chain(their_hunks.iter()).collect();
     all.sort_by_key(|h| (h.start, h.end));
     let mut merged = String::with_capacity(ours.len().max(theirs.len()));
@@ -74,26 +81,14 @@ impl Hunk {
     }
 }
 
-fn hunks(base: &[&str], edited: &[&str]) -> Vec<Hunk> {
-    capture_diff_slices(Algorithm::Myers, base, edited)
-        .into_iter()
-        .filter_map(|op| match op {
-            DiffOp::Equal { .. } => None,
-            DiffOp::Delete { old_index, old_len, .. } => {
-                Some(Hunk { start: old_index, end: old_index + old_len, replacement: String::new() })
-            }
-            DiffOp::Insert { old_index, new_index, new_len } => Some(Hunk {
-                start: old_index,
-                end: old_index,
-                replacement: edited[new_index..new_index + new_len].concat(),
-            }),
-            DiffOp::Replace { old_index, old_len, new_index, new_len } => Some(Hunk {
-                start: old_index,
-                end: old_index + old_len,
-                replacement: edited[new_index..new_index + new_len].concat(),
-            }),
-        })
-        .collect()
+fn hunks(base: &[&str], edited: &[&str], budget: &mut Budget) -> Option<Vec<Hunk>> {
+    let changes = diff_lines(base, edited, budget)?;
+    Some(
+        changes
+            .into_iter()
+            .map(|c| Hunk { start: c.old.start, end: c.old.end, replacement: edited[c.new].concat() })
+            .collect(),
+    )
 }
 
 /// Tags merge as a set: what the device added is added, what it removed is removed, and the
@@ -115,6 +110,18 @@ pub fn merge_tags(base: &[String], ours: &[String], theirs: &[String]) -> Vec<St
 mod tests {
     use super::*;
 
+    fn merge_text_unbounded(base: &str, ours: &str, theirs: &str) -> TextMerge {
+        merge_text(base, ours, theirs, &mut Budget(u64::MAX / 2))
+    }
+
+    #[test]
+    fn a_merge_over_budget_says_so_instead_of_working_on() {
+        let base: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+        let ours: String = (0..3000).map(|i| format!("ours {i}\n")).collect();
+        let theirs: String = (0..3000).map(|i| format!("theirs {i}\n")).collect();
+        assert_eq!(merge_text(&base, &ours, &theirs, &mut Budget(100_000)), TextMerge::OverBudget);
+    }
+
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -124,38 +131,38 @@ mod tests {
         let base = "one\ntwo\nthree\n";
         let ours = "ONE\ntwo\nthree\n";
         let theirs = "one\ntwo\nTHREE\n";
-        assert_eq!(merge_text(base, ours, theirs), TextMerge::Clean("ONE\ntwo\nTHREE\n".into()));
-        assert_eq!(merge_text(base, theirs, ours), TextMerge::Clean("ONE\ntwo\nTHREE\n".into()));
+        assert_eq!(merge_text_unbounded(base, ours, theirs), TextMerge::Clean("ONE\ntwo\nTHREE\n".into()));
+        assert_eq!(merge_text_unbounded(base, theirs, ours), TextMerge::Clean("ONE\ntwo\nTHREE\n".into()));
     }
 
     #[test]
     fn overlapping_edits_conflict_either_way_round() {
         let base = "one\ntwo\n";
-        assert_eq!(merge_text(base, "one\nTWO\n", "one\n2\n"), TextMerge::Conflict);
-        assert_eq!(merge_text(base, "one\n2\n", "one\nTWO\n"), TextMerge::Conflict);
-        assert_eq!(merge_text("Title", "Server title", "Device title"), TextMerge::Conflict);
+        assert_eq!(merge_text_unbounded(base, "one\nTWO\n", "one\n2\n"), TextMerge::Conflict);
+        assert_eq!(merge_text_unbounded(base, "one\n2\n", "one\nTWO\n"), TextMerge::Conflict);
+        assert_eq!(merge_text_unbounded("Title", "Server title", "Device title"), TextMerge::Conflict);
     }
 
     #[test]
     fn one_sided_and_identical_edits_are_clean() {
-        assert_eq!(merge_text("a", "a", "b"), TextMerge::Clean("b".into()));
-        assert_eq!(merge_text("a", "b", "a"), TextMerge::Clean("b".into()));
-        assert_eq!(merge_text("a\nb\n", "a\nX\n", "a\nX\n"), TextMerge::Clean("a\nX\n".into()));
+        assert_eq!(merge_text_unbounded("a", "a", "b"), TextMerge::Clean("b".into()));
+        assert_eq!(merge_text_unbounded("a", "b", "a"), TextMerge::Clean("b".into()));
+        assert_eq!(merge_text_unbounded("a\nb\n", "a\nX\n", "a\nX\n"), TextMerge::Clean("a\nX\n".into()));
     }
 
     #[test]
     fn insertions_at_the_same_place_conflict_but_elsewhere_merge() {
         let base = "a\nb\n";
-        assert_eq!(merge_text(base, "a\nours\nb\n", "a\ntheirs\nb\n"), TextMerge::Conflict);
-        assert_eq!(merge_text(base, "top\na\nb\n", "a\nb\nbottom\n"), TextMerge::Clean("top\na\nb\nbottom\n".into()));
-        assert_eq!(merge_text(base, "a\nb\nbottom\n", "top\na\nb\n"), TextMerge::Clean("top\na\nb\nbottom\n".into()));
+        assert_eq!(merge_text_unbounded(base, "a\nours\nb\n", "a\ntheirs\nb\n"), TextMerge::Conflict);
+        assert_eq!(merge_text_unbounded(base, "top\na\nb\n", "a\nb\nbottom\n"), TextMerge::Clean("top\na\nb\nbottom\n".into()));
+        assert_eq!(merge_text_unbounded(base, "a\nb\nbottom\n", "top\na\nb\n"), TextMerge::Clean("top\na\nb\nbottom\n".into()));
     }
 
     #[test]
     fn deletion_and_distant_edit_merge() {
         let base = "1\n2\n3\n4\n";
-        assert_eq!(merge_text(base, "2\n3\n4\n", "1\n2\n3\nfour\n"), TextMerge::Clean("2\n3\nfour\n".into()));
-        assert_eq!(merge_text(base, "1\n2\n3\nfour\n", "2\n3\n4\n"), TextMerge::Clean("2\n3\nfour\n".into()));
+        assert_eq!(merge_text_unbounded(base, "2\n3\n4\n", "1\n2\n3\nfour\n"), TextMerge::Clean("2\n3\nfour\n".into()));
+        assert_eq!(merge_text_unbounded(base, "1\n2\n3\nfour\n", "2\n3\n4\n"), TextMerge::Clean("2\n3\nfour\n".into()));
     }
 
     #[test]

@@ -1,130 +1,55 @@
-//! The pure mutation planner: (current state, requested mutation) → rows to write.
+//! The pure mutation planner: (the entity's current state, requested mutation) → rows to write.
 //!
-//! Stores call [`plan_mutation`] inside their transaction after locking the user's version row,
-//! then write exactly what the plan says and bump the version once, or, for a no-op plan, write
-//! nothing and leave the version alone (spec LV3: a request that changes nothing does not bump).
+//! The store reads an [`EntityState`], calls [`plan_mutation`], and writes exactly what the plan
+//! says, stamped with one new library version — or, for a no-op plan, nothing at all (spec LV3).
+//! Planning is pure and may run outside the store's write lock (the store then checks that the
+//! state it planned on is still current before writing); merge work is bounded by a budget.
 
 use time::OffsetDateTime;
 
+use crate::diff::Budget;
 use crate::ids::{LibraryVersion, MaterialId};
-use crate::library::{Conflict, Material, MaterialBase, Progress};
+use crate::library::{Attachment, Conflict, ConflictSummary, Material, MaterialBase, Progress};
+use crate::mutation::{LibraryMutation, MaterialPatch, OnConflict, ProgressUpdate};
 use crate::sync_rules;
-use crate::values::{MaterialBody, MaterialTitle, PercentComplete, Position, Tags, ValidationError};
+use crate::values::{Tags, ValidationError};
 
-/// A change to a material's progress. Absent fields keep their value.
+/// Kept conflicts per material; a new one beyond this folds the oldest into the dead-letter list.
+pub const MAX_CONFLICTS_PER_MATERIAL: usize = 20;
+
+/// The version rows carry until [`Plan::stamp`] gives them the committed one.
+const UNSTAMPED: LibraryVersion = LibraryVersion(0);
+
+/// Everything a mutation's plan depends on, read by the store for one material.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ProgressUpdate {
-    pub percent_complete: Option<PercentComplete>,
-    pub position: Option<Position>,
-    /// Seconds studied since the last update; added to the stored counter.
-    pub study_seconds_delta: i64,
-    pub completed: Option<bool>,
-    /// When the study happened; defaults to the server's receive time when something changed.
-    /// Never later than the server's receive time (device clocks are not trusted beyond it).
-    pub last_studied_at: Option<OffsetDateTime>,
-    /// An explicit reset: `percentComplete` may go down and `completed` may become false even
-    /// when the device's view is stale.
-    pub reset: bool,
+pub struct EntityState {
+    pub material: Option<Material>,
+    pub progress: Option<Progress>,
+    /// The material's attachments the mutation touches: all of them for a material delete, the
+    /// named one for an attachment mutation, none otherwise.
+    pub attachments: Vec<Attachment>,
+    /// The material is absent because it was deleted (its tombstone is still in the feed).
+    pub tombstone: bool,
+    /// The material's fields as of the mutation's base version (for merging stale edits).
+    pub base: Option<MaterialBase>,
+    /// The conflict a `ResolveConflict` names, with its texts.
+    pub conflict: Option<Conflict>,
 }
 
-impl ProgressUpdate {
-    /// At most a year of study per update; refuses negative deltas, which would let a stale or
-    /// buggy device erase other devices' study time.
-    pub const MAX_STUDY_SECONDS_DELTA: i64 = 366 * 24 * 3600;
-
-    pub fn parse_study_seconds_delta(raw: i64) -> Result<i64, ValidationError> {
-        if !(0..=Self::MAX_STUDY_SECONDS_DELTA).contains(&raw) {
-            return Err(ValidationError::new("studySecondsDelta", "must be from 0 to 31622400 seconds"));
-        }
-        Ok(raw)
-    }
+/// How much merge work a plan may do, and what happens when it is not enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeBudget {
+    pub work: u64,
+    /// True: give up with [`PlanError::OverBudget`] (the store plans again outside its lock).
+    /// False: keep the device's text as a conflict.
+    pub defer: bool,
 }
 
-/// A partial change to a material. Absent fields keep their value.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MaterialPatch {
-    pub title: Option<MaterialTitle>,
-    pub body: Option<MaterialBody>,
-    pub tags: Option<Tags>,
-}
-
-/// What to do when an edit made against an older version overlaps a concurrent edit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnConflict {
-    /// Keep the server's value and record the device's as a conflict on the material (sync).
-    #[default]
-    Record,
-    /// Change nothing and report the conflict (REST `If-Match`: the client decides).
-    Refuse,
-}
-
-/// How the user settles a recorded conflict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
-    KeepServer,
-    TakeDevice,
-    /// A value the user wrote (already validated for the conflict's field).
-    Custom(String),
-}
-
-/// Every change a client can make to a library. `base_version` is the library version the
-/// device had seen when it made the edit; an edit older than the entity is merged (merge.rs).
-#[derive(Debug, Clone, PartialEq)]
-pub enum LibraryMutation {
-    CreateMaterial {
-        id: MaterialId,
-        title: MaterialTitle,
-        body: MaterialBody,
-        tags: Tags,
-        progress: Option<ProgressUpdate>,
-    },
-    UpdateMaterial {
-        id: MaterialId,
-        patch: MaterialPatch,
-        progress: Option<ProgressUpdate>,
-        base_version: Option<LibraryVersion>,
-        on_conflict: OnConflict,
-    },
-    DeleteMaterial { id: MaterialId },
-    SetProgress { material_id: MaterialId, update: ProgressUpdate, base_version: Option<LibraryVersion> },
-    DeleteProgress { material_id: MaterialId },
-    AddTags { id: MaterialId, tags: Tags },
-    RemoveTags { id: MaterialId, tags: Tags },
-    ResolveConflict { id: MaterialId, conflict_id: uuid::Uuid, resolution: Resolution },
-}
-
-impl LibraryMutation {
-    /// The material every mutation is about (progress is keyed by its material).
-    pub fn material_id(&self) -> MaterialId {
-        match self {
-            LibraryMutation::CreateMaterial { id, .. }
-            | LibraryMutation::UpdateMaterial { id, .. }
-            | LibraryMutation::DeleteMaterial { id }
-            | LibraryMutation::AddTags { id, .. }
-            | LibraryMutation::RemoveTags { id, .. }
-            | LibraryMutation::ResolveConflict { id, .. } => *id,
-            LibraryMutation::SetProgress { material_id, .. }
-            | LibraryMutation::DeleteProgress { material_id } => *material_id,
-        }
-    }
-
-    /// Raises the base version to at least `floor`: a device has always seen its own earlier
-    /// edits, even when the `baseVersion` it sent predates them (edits queued offline in a row).
-    pub fn raise_base_version(&mut self, floor: LibraryVersion) {
-        match self {
-            LibraryMutation::UpdateMaterial { base_version: Some(base), .. }
-            | LibraryMutation::SetProgress { base_version: Some(base), .. } => *base = (*base).max(floor),
-            _ => {}
-        }
-    }
-
-    /// The version whose material fields the planner needs as a merge base, if any.
-    pub fn base_version(&self) -> Option<LibraryVersion> {
-        match self {
-            LibraryMutation::UpdateMaterial { base_version, .. } => *base_version,
-            _ => None,
-        }
-    }
+impl MergeBudget {
+    /// Small enough to run while the library writer is held (well under a millisecond).
+    pub const IN_LOCK: MergeBudget = MergeBudget { work: 200_000, defer: true };
+    /// The most any one merge may cost (tens of milliseconds), run outside the writer lock.
+    pub const FULL: MergeBudget = MergeBudget { work: 8_000_000, defer: false };
 }
 
 /// What to do with one row.
@@ -141,21 +66,73 @@ impl<T> Write<T> {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttachmentWrite {
+    Insert(Attachment),
+    Delete(uuid::Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConflictWrite {
+    Insert(Conflict),
+    /// Resolved, or gone with its material.
+    Delete(uuid::Uuid),
+    /// Over [`MAX_CONFLICTS_PER_MATERIAL`]: moved into the dead-letter list, never lost.
+    Fold(uuid::Uuid),
+}
+
+/// A material a delete won over although it had changed since the deleting device saw it:
+/// kept in the dead-letter list so the user can restore it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverriddenMaterial {
+    pub material: Material,
+    pub progress: Option<Progress>,
+}
+
 /// The rows one mutation writes, all stamped with the same new library version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub material: Write<Material>,
     pub progress: Write<Progress>,
+    pub attachments: Vec<AttachmentWrite>,
+    pub conflicts: Vec<ConflictWrite>,
+    pub overridden: Option<OverriddenMaterial>,
     /// True when the edit was older than what it changed and went through the merge rules.
     pub merged: bool,
-    /// Conflicts this mutation recorded on the material.
-    pub conflicts: Vec<Conflict>,
 }
 
 impl Plan {
+    fn rows(material: Write<Material>, progress: Write<Progress>) -> Self {
+        Plan { material, progress, attachments: Vec::new(), conflicts: Vec::new(), overridden: None, merged: false }
+    }
+
     /// True when the mutation would change nothing: no write, no version bump.
     pub fn is_noop(&self) -> bool {
-        self.material.is_unchanged() && self.progress.is_unchanged()
+        self.material.is_unchanged() && self.progress.is_unchanged() && self.attachments.is_empty() && self.conflicts.is_empty()
+    }
+
+    /// Gives every written row the version the change commits at.
+    pub fn stamp(&mut self, version: LibraryVersion) {
+        if let Write::Upsert(m) = &mut self.material {
+            m.version = version;
+        }
+        if let Write::Upsert(p) = &mut self.progress {
+            p.version = version;
+        }
+        for write in &mut self.attachments {
+            if let AttachmentWrite::Insert(a) = write {
+                a.version = version;
+            }
+        }
+    }
+
+    /// Conflicts this mutation recorded.
+    pub fn new_conflicts(&self) -> Vec<ConflictSummary> {
+        let inserted = |w: &ConflictWrite| match w {
+            ConflictWrite::Insert(c) => Some(c.summary()),
+            _ => None,
+        };
+        self.conflicts.iter().filter_map(inserted).collect()
     }
 }
 
@@ -164,35 +141,41 @@ impl Plan {
 pub enum PlanError {
     #[error("material not found")]
     MaterialNotFound,
+    #[error("the material was deleted on another device")]
+    MaterialDeleted,
     #[error("a material with this id already exists")]
     MaterialExists,
     #[error("this material has no progress")]
     ProgressNotFound,
     #[error("no such conflict on this material")]
     ConflictNotFound,
+    #[error("no such attachment on this material")]
+    AttachmentNotFound,
+    #[error("an attachment with this id already exists")]
+    AttachmentExists,
     #[error("a material has at most 50 tags")]
     TooManyTags,
+    #[error(transparent)]
+    Invalid(ValidationError),
     /// With [`OnConflict::Refuse`]: the edit overlaps a concurrent one; nothing was written.
     #[error("the edit overlaps a concurrent edit")]
     EditConflict(Vec<Conflict>),
+    /// The merge needs more work than [`MergeBudget::IN_LOCK`]; plan again with more.
+    #[error("the merge needs more work than this budget allows")]
+    OverBudget,
 }
 
-/// Plans `mutation` against the current material and progress rows (`None` = absent).
-/// `base` holds the material's fields as of the mutation's `base_version` when the store found
-/// them (needed only for edits older than the material). `next_version` is the version the
-/// change will commit at if the plan is not a no-op.
+/// Plans `mutation` against `state`. Rows are stamped with their version by [`Plan::stamp`].
 pub fn plan_mutation(
-    material: Option<&Material>,
-    progress: Option<&Progress>,
-    base: Option<&MaterialBase>,
+    state: &EntityState,
     mutation: &LibraryMutation,
     now: OffsetDateTime,
-    next_version: LibraryVersion,
+    budget: MergeBudget,
 ) -> Result<Plan, PlanError> {
-    let plain = |material, progress| Plan { material, progress, merged: false, conflicts: Vec::new() };
+    let existing = || state.material.as_ref().ok_or(if state.tombstone { PlanError::MaterialDeleted } else { PlanError::MaterialNotFound });
     match mutation {
         LibraryMutation::CreateMaterial { id, title, body, tags, progress: initial } => {
-            if material.is_some() {
+            if state.material.is_some() {
                 return Err(PlanError::MaterialExists);
             }
             let created = Material {
@@ -202,58 +185,47 @@ pub fn plan_mutation(
                 tags: tags.as_slice().to_vec(),
                 created_at: now,
                 updated_at: now,
-                version: next_version,
+                version: UNSTAMPED,
                 conflicts: Vec::new(),
             };
-            // A leftover progress row cannot exist without its material, but plan defensively:
-            // a new material starts from the initial progress or none at all.
             let progress = match initial {
-                Some(update) => plan_progress(*id, None, update, false, now, next_version),
-                None if progress.is_some() => Write::Delete,
+                Some(update) => plan_progress(*id, None, update, false, now),
+                // A progress row cannot outlive its material, but plan defensively: a new
+                // material starts from its initial progress or none at all.
+                None if state.progress.is_some() => Write::Delete,
                 None => Write::Unchanged,
             };
-            Ok(plain(Write::Upsert(created), progress))
+            Ok(Plan::rows(Write::Upsert(created), progress))
         }
         LibraryMutation::UpdateMaterial { patch, progress: update, base_version, on_conflict, .. } => {
-            let current = material.ok_or(PlanError::MaterialNotFound)?;
-            let material_stale = base_version.is_some_and(|b| b < current.version);
-            let (next, conflicts) = if material_stale {
-                sync_rules::merge_patch(current, base, patch, base_version.unwrap_or(current.version), now)
-            } else {
-                (direct_patch(current, patch), Vec::new())
-            };
-            if !conflicts.is_empty() && *on_conflict == OnConflict::Refuse {
-                return Err(PlanError::EditConflict(conflicts));
+            let current = existing()?;
+            plan_update(state, current, patch, update.as_ref(), (*base_version, *on_conflict), now, budget)
+        }
+        LibraryMutation::DeleteMaterial { base_version, .. } => {
+            let current = existing()?;
+            let mut plan = Plan::rows(Write::Delete, if state.progress.is_some() { Write::Delete } else { Write::Unchanged });
+            plan.attachments = state.attachments.iter().map(|a| AttachmentWrite::Delete(a.id)).collect();
+            plan.conflicts = current.conflicts.iter().map(|c| ConflictWrite::Delete(c.id)).collect();
+            let last_change = current.version.max(state.progress.as_ref().map_or(current.version, |p| p.version));
+            if base_version.is_some_and(|base| base < last_change) {
+                plan.overridden = Some(OverriddenMaterial { material: current.clone(), progress: state.progress.clone() });
             }
-            let progress_stale = stale_against(*base_version, progress);
-            let progress = match update {
-                Some(update) => plan_progress(current.id, progress, update, progress_stale, now, next_version),
-                None => Write::Unchanged,
-            };
-            let mut plan = plain(finish_material(current, next, now, next_version), progress);
-            plan.merged = material_stale || progress_stale;
-            plan.conflicts = conflicts;
             Ok(plan)
         }
-        LibraryMutation::DeleteMaterial { .. } => {
-            material.ok_or(PlanError::MaterialNotFound)?;
-            let progress = if progress.is_some() { Write::Delete } else { Write::Unchanged };
-            Ok(plain(Write::Delete, progress))
-        }
         LibraryMutation::SetProgress { material_id, update, base_version } => {
-            material.ok_or(PlanError::MaterialNotFound)?;
-            let stale = stale_against(*base_version, progress);
-            let mut plan = plain(Write::Unchanged, plan_progress(*material_id, progress, update, stale, now, next_version));
+            existing()?;
+            let stale = stale_against(*base_version, state.progress.as_ref());
+            let mut plan = Plan::rows(Write::Unchanged, plan_progress(*material_id, state.progress.as_ref(), update, stale, now));
             plan.merged = stale;
             Ok(plan)
         }
         LibraryMutation::DeleteProgress { .. } => {
-            material.ok_or(PlanError::MaterialNotFound)?;
-            progress.ok_or(PlanError::ProgressNotFound)?;
-            Ok(plain(Write::Unchanged, Write::Delete))
+            existing()?;
+            state.progress.as_ref().ok_or(PlanError::ProgressNotFound)?;
+            Ok(Plan::rows(Write::Unchanged, Write::Delete))
         }
         LibraryMutation::AddTags { tags, .. } | LibraryMutation::RemoveTags { tags, .. } => {
-            let current = material.ok_or(PlanError::MaterialNotFound)?;
+            let current = existing()?;
             let mut next = current.clone();
             if matches!(mutation, LibraryMutation::AddTags { .. }) {
                 for tag in tags.as_slice() {
@@ -267,14 +239,84 @@ pub fn plan_mutation(
             } else {
                 next.tags.retain(|t| !tags.as_slice().contains(t));
             }
-            Ok(plain(finish_material(current, next, now, next_version), Write::Unchanged))
+            Ok(Plan::rows(finish_material(current, next, now), Write::Unchanged))
         }
         LibraryMutation::ResolveConflict { conflict_id, resolution, .. } => {
-            let current = material.ok_or(PlanError::MaterialNotFound)?;
-            let next = sync_rules::resolve(current, *conflict_id, resolution)?;
-            Ok(plain(finish_material(current, next, now, next_version), Write::Unchanged))
+            let current = existing()?;
+            let conflict = state.conflict.as_ref().filter(|c| c.id == *conflict_id).ok_or(PlanError::ConflictNotFound)?;
+            let next = sync_rules::resolve(current, conflict, resolution)?;
+            let mut plan = Plan::rows(finish_material(current, next, now), Write::Unchanged);
+            plan.conflicts.push(ConflictWrite::Delete(*conflict_id));
+            Ok(plan)
+        }
+        LibraryMutation::AddAttachment { material_id, attachment } => {
+            existing()?;
+            if state.attachments.iter().any(|a| a.id == attachment.id) {
+                return Err(PlanError::AttachmentExists);
+            }
+            let mut plan = Plan::rows(Write::Unchanged, Write::Unchanged);
+            plan.attachments.push(AttachmentWrite::Insert(Attachment {
+                id: attachment.id,
+                material_id: *material_id,
+                sha256: attachment.sha256.as_str().to_owned(),
+                filename: attachment.filename.as_str().to_owned(),
+                content_type: attachment.content_type.as_str().to_owned(),
+                size: attachment.size,
+                created_at: now,
+                version: UNSTAMPED,
+            }));
+            Ok(plan)
+        }
+        LibraryMutation::RemoveAttachment { material_id, attachment_id } => {
+            existing()?;
+            if !state.attachments.iter().any(|a| a.id == *attachment_id && a.material_id == *material_id) {
+                return Err(PlanError::AttachmentNotFound);
+            }
+            let mut plan = Plan::rows(Write::Unchanged, Write::Unchanged);
+            plan.attachments.push(AttachmentWrite::Delete(*attachment_id));
+            Ok(plan)
         }
     }
+}
+
+fn plan_update(
+    state: &EntityState,
+    current: &Material,
+    patch: &MaterialPatch,
+    update: Option<&ProgressUpdate>,
+    (base_version, on_conflict): (Option<LibraryVersion>, OnConflict),
+    now: OffsetDateTime,
+    budget: MergeBudget,
+) -> Result<Plan, PlanError> {
+    let material_stale = base_version.is_some_and(|b| b < current.version);
+    let (next, conflicts) = if material_stale {
+        let base_at = (base_version.unwrap_or(current.version), now);
+        let mut work = Budget(budget.work);
+        sync_rules::merge_patch(current, state.base.as_ref(), patch, base_at, &mut work, budget.defer)
+            .map_err(|_| PlanError::OverBudget)?
+    } else {
+        (direct_patch(current, patch), Vec::new())
+    };
+    if !conflicts.is_empty() && on_conflict == OnConflict::Refuse {
+        return Err(PlanError::EditConflict(conflicts));
+    }
+    let progress_stale = stale_against(base_version, state.progress.as_ref());
+    let progress = match update {
+        Some(update) => plan_progress(current.id, state.progress.as_ref(), update, progress_stale, now),
+        None => Write::Unchanged,
+    };
+    let mut next = next;
+    let folded = fold_oldest_conflicts(&mut next);
+    let mut plan = Plan::rows(finish_material(current, next, now), progress);
+    plan.merged = material_stale || progress_stale;
+    plan.conflicts = conflicts.into_iter().map(ConflictWrite::Insert).chain(folded.into_iter().map(ConflictWrite::Fold)).collect();
+    Ok(plan)
+}
+
+/// Keeps at most [`MAX_CONFLICTS_PER_MATERIAL`] conflicts; returns the ids of the oldest that go.
+fn fold_oldest_conflicts(material: &mut Material) -> Vec<uuid::Uuid> {
+    let excess = material.conflicts.len().saturating_sub(MAX_CONFLICTS_PER_MATERIAL);
+    material.conflicts.drain(..excess).map(|c| c.id).collect()
 }
 
 /// A progress change is stale when the device had not seen the progress's last change.
@@ -299,13 +341,12 @@ fn direct_patch(current: &Material, patch: &MaterialPatch) -> Material {
     next
 }
 
-/// Unchanged when nothing differs; otherwise stamped with the new version and time.
-fn finish_material(current: &Material, mut next: Material, now: OffsetDateTime, next_version: LibraryVersion) -> Write<Material> {
+/// Unchanged when nothing differs; otherwise stamped with the new time.
+fn finish_material(current: &Material, mut next: Material, now: OffsetDateTime) -> Write<Material> {
     if next == *current {
         return Write::Unchanged;
     }
     next.updated_at = now;
-    next.version = next_version;
     Write::Upsert(next)
 }
 
@@ -315,7 +356,6 @@ fn plan_progress(
     update: &ProgressUpdate,
     stale: bool,
     now: OffsetDateTime,
-    next_version: LibraryVersion,
 ) -> Write<Progress> {
     let base = current.cloned().unwrap_or(Progress {
         material_id,
@@ -324,7 +364,7 @@ fn plan_progress(
         study_seconds: 0,
         completed: false,
         last_studied_at: None,
-        version: next_version,
+        version: UNSTAMPED,
     });
     let studied_at = update.last_studied_at.map(|at| at.min(now));
     let mut next = if stale && !update.reset {
@@ -351,7 +391,6 @@ fn plan_progress(
     if current.is_some() && next == base {
         return Write::Unchanged;
     }
-    next.version = next_version;
     Write::Upsert(next)
 }
 

@@ -227,6 +227,66 @@ impl PercentComplete {
     }
 }
 
+/// A SHA-256 digest as 64 lower-case hex digits: the name of a blob.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let valid = raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            return Err(ValidationError::new("sha256", "must be 64 lower-case hex digits"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An attachment's file name: 1 to 255 characters, no path separators or NUL, not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName(String);
+
+impl FileName {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let name = raw.trim();
+        if name.is_empty() || raw.chars().count() > Self::MAX_CHARS || name.contains(['/', '\\', '\0']) {
+            return Err(ValidationError::new("filename", "1 to 255 characters, no path separators"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A MIME type such as `application/pdf` (`type/subtype`, printable ASCII, ≤ 255 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentType(String);
+
+impl ContentType {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let valid = raw.len() <= Self::MAX_CHARS
+            && raw.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+            && raw.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        if !valid {
+            return Err(ValidationError::new("contentType", "must be a MIME type such as application/pdf"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Drops sub-microsecond precision, the finest both databases keep, so a timestamp reads back
 /// exactly as it was written.
 pub fn truncate_to_micros(at: time::OffsetDateTime) -> time::OffsetDateTime {

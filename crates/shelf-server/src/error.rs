@@ -26,6 +26,9 @@ pub enum ApiError {
     EmailTaken,
     #[error("a material with this id already exists")]
     MaterialExists,
+    /// A 409 whose code and message the caller chooses.
+    #[error("{1}")]
+    Conflict(ErrorCode, String),
     #[error("the change feed no longer covers your cursor; start again from since=0")]
     ResyncRequired,
     #[error("the edit overlaps a concurrent edit made since the If-Match version; nothing was changed")]
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
             ApiError::MaterialExists => (StatusCode::CONFLICT, ErrorCode::MaterialExists),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
             ApiError::ResyncRequired => (StatusCode::GONE, ErrorCode::ResyncRequired),
             ApiError::EditConflict(_) => (StatusCode::CONFLICT, ErrorCode::EditConflict),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
@@ -86,7 +90,13 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Plan(PlanError::MaterialNotFound) => ApiError::NotFound("material"),
+            StoreError::Plan(PlanError::MaterialNotFound | PlanError::MaterialDeleted) => ApiError::NotFound("material"),
+            StoreError::Plan(PlanError::AttachmentNotFound) => ApiError::NotFound("attachment"),
+            StoreError::Plan(PlanError::AttachmentExists) => {
+                ApiError::Conflict(ErrorCode::AttachmentExists, "an attachment with this id already exists".into())
+            }
+            StoreError::Plan(PlanError::Invalid(error)) => ApiError::Validation(error),
+            StoreError::Plan(PlanError::OverBudget) => ApiError::Internal(anyhow::anyhow!("a merge budget escaped the write path")),
             StoreError::Plan(PlanError::ProgressNotFound) => ApiError::NotFound("progress"),
             StoreError::Plan(PlanError::MaterialExists) => ApiError::MaterialExists,
             StoreError::Plan(PlanError::ConflictNotFound) => ApiError::NotFound("conflict"),
@@ -113,7 +123,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, cause = ?std::error::Error::source(cause), "request failed");
         }
         let message = match &self {
-            ApiError::BadRequest(_, message) => message.clone(),
+            ApiError::BadRequest(_, message) | ApiError::Conflict(_, message) => message.clone(),
             other => other.to_string(),
         };
         let conflicts = match &self {

@@ -1,14 +1,11 @@
-//! Attachments: rows pointing at the user's blobs, versioned like every library change.
+//! Attachment reads: rows pointing at the user's blobs (written by the write path).
 
-use shelf_core::{Attachment, ChangeKind, ChangeOp, LibraryVersion, MaterialId, PlanError, UserId};
-use shelf_store::{StoreError, StoreResult};
+use shelf_core::{Attachment, LibraryVersion, MaterialId, UserId};
+use shelf_store::StoreResult;
 use sqlx::postgres::PgRow;
-use sqlx::{Row, PgPool};
-use time::OffsetDateTime;
-use uuid::Uuid;
+use sqlx::{PgPool, Row};
 
 use crate::db_err;
-use crate::write::{record_change, Tx};
 
 /// Reads an attachment from columns `id, material_id, sha256, filename, content_type, size,
 /// created_at, version` (with an optional prefix).
@@ -24,82 +21,6 @@ pub fn attachment(row: &PgRow, prefix: &str) -> StoreResult<Attachment> {
         created_at: row.try_get(col("created_at").as_str()).map_err(db_err)?,
         version: LibraryVersion(row.try_get(col("version").as_str()).map_err(db_err)?),
     })
-}
-
-/// Bumps the user's version inside `tx` and returns the new one.
-async fn bump(tx: &mut Tx<'_>, user: UserId) -> StoreResult<LibraryVersion> {
-    let next: i64 = sqlx::query_scalar("UPDATE users SET library_version = library_version + 1 WHERE id = $1 RETURNING library_version")
-        .bind(user.0)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::UserNotFound)?;
-    Ok(LibraryVersion(next))
-}
-
-pub async fn attach(pool: &PgPool, user: UserId, a: &Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    // Bump first: it takes the user's lock, so the material check below sees every committed
-    // change of this user (a concurrent delete cannot slip in between).
-    let next = bump(&mut tx, user).await?;
-    let material: Option<i32> = sqlx::query_scalar("SELECT 1 FROM materials WHERE user_id = $1 AND id = $2")
-        .bind(user.0)
-        .bind(a.material_id.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    material.ok_or(StoreError::Plan(PlanError::MaterialNotFound))?;
-    sqlx::query(
-        "INSERT INTO attachments (user_id, id, material_id, sha256, filename, content_type, size, created_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(user.0)
-    .bind(a.id)
-    .bind(a.material_id.0)
-    .bind(&a.sha256)
-    .bind(&a.filename)
-    .bind(&a.content_type)
-    .bind(a.size)
-    .bind(a.created_at)
-    .bind(next.0)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    record_change(&mut tx, user, ChangeKind::Attachment, MaterialId(a.id), ChangeOp::Upsert, next, now).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(next)
-}
-
-pub async fn detach(pool: &PgPool, user: UserId, material: MaterialId, id: Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    let done = sqlx::query("DELETE FROM attachments WHERE user_id = $1 AND material_id = $2 AND id = $3")
-        .bind(user.0)
-        .bind(material.0)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::Plan(PlanError::MaterialNotFound));
-    }
-    let next = bump(&mut tx, user).await?;
-    record_change(&mut tx, user, ChangeKind::Attachment, MaterialId(id), ChangeOp::Delete, next, now).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(next)
-}
-
-/// Tombstones every attachment of a material that is being deleted in `tx` at `version`.
-pub async fn delete_for_material(tx: &mut Tx<'_>, user: UserId, material: MaterialId, version: LibraryVersion, now: OffsetDateTime) -> StoreResult<()> {
-    let ids: Vec<Uuid> = sqlx::query_scalar("DELETE FROM attachments WHERE user_id = $1 AND material_id = $2 RETURNING id")
-        .bind(user.0)
-        .bind(material.0)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    for id in ids {
-        record_change(tx, user, ChangeKind::Attachment, MaterialId(id), ChangeOp::Delete, version, now).await?;
-    }
-    Ok(())
 }
 
 pub async fn attachments(pool: &PgPool, user: UserId, material: MaterialId) -> StoreResult<Vec<Attachment>> {

@@ -11,12 +11,14 @@ mod library;
 mod rows;
 mod sync;
 mod write;
+mod write_tx;
 
 use async_trait::async_trait;
-use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_store::write::WriteBackend;
 use shelf_store::{
-    Applied, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth, SessionInfo, Store,
-    StoreError, StoreResult, UserCredentials,
+    ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError, StoreResult,
+    UserCredentials,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -26,6 +28,7 @@ use time::OffsetDateTime;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    writer: write_tx::Writer,
 }
 
 impl PostgresStore {
@@ -43,7 +46,7 @@ impl PostgresStore {
             .execute(&pool)
             .await
             .map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        Ok(Self { writer: write_tx::Writer { pool: pool.clone() }, pool })
     }
 
     /// The connection pool, for tests and tools that reach under the seam.
@@ -115,12 +118,12 @@ impl Store for PostgresStore {
         accounts::consume_stream_ticket(&self.pool, ticket_hash, now).await
     }
 
-    async fn attach(&self, user: UserId, attachment: &shelf_core::Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-        attachments::attach(&self.pool, user, attachment, now).await
+    fn writer(&self) -> &dyn WriteBackend {
+        &self.writer
     }
 
-    async fn detach(&self, user: UserId, material: MaterialId, attachment: uuid::Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-        attachments::detach(&self.pool, user, material, attachment, now).await
+    async fn conflicts(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<Conflict>> {
+        sync::conflicts(&self.pool, user, material).await
     }
 
     async fn attachments(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Attachment>> {
@@ -156,30 +159,12 @@ impl Store for PostgresStore {
         library::list_materials(&self.pool, user, after, limit).await
     }
 
-    async fn apply_with_receipt(
-        &self,
-        user: UserId,
-        mutation: &LibraryMutation,
-        now: OffsetDateTime,
-        receipt: Option<ReceiptKey>,
-    ) -> StoreResult<Applied> {
-        write::apply(&self.pool, user, mutation, now, receipt).await
-    }
-
-    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
-        sync::receipt(&self.pool, key).await
-    }
-
-    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt> {
-        sync::reject(&self.pool, user, key, rejection, now).await
+    async fn receipt(&self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+        sync::receipt(&self.pool, user, key).await
     }
 
     async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
         sync::rejected_mutations(&self.pool, user, limit).await
-    }
-
-    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool> {
-        sync::material_deleted(&self.pool, user, id).await
     }
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {

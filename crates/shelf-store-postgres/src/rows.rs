@@ -21,7 +21,7 @@ pub fn material(row: &PgRow, prefix: &str) -> Result<Material, StoreError> {
         created_at: row.try_get(col("created_at").as_str()).map_err(StoreError::backend)?,
         updated_at: row.try_get(col("updated_at").as_str()).map_err(StoreError::backend)?,
         version: LibraryVersion(row.try_get(col("version").as_str()).map_err(StoreError::backend)?),
-        conflicts: row.try_get::<Json<Vec<shelf_core::Conflict>>, _>(col("conflicts").as_str()).map_err(StoreError::backend)?.0,
+        conflicts: row.try_get::<Json<Vec<shelf_core::ConflictSummary>>, _>(col("conflicts").as_str()).map_err(StoreError::backend)?.0,
     })
 }
 

@@ -1,208 +1,85 @@
-//! The offline-sync parts of the store: merge bases, receipts, and the dead-letter list.
+//! Offline-sync reads: receipts, conflicts, the dead-letter list; and merge-base pruning.
+//! (Receipts, conflicts and dead letters are written by the write path, `write_tx.rs`.)
 
-use shelf_core::{DeviceId, LibraryVersion, Material, MaterialBase, MaterialId, UserId};
-use shelf_store::{Applied, Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
+use shelf_core::{Conflict, ConflictField, DeviceId, MaterialId, UserId};
+use shelf_store::{Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{Row, PgPool};
+use sqlx::{PgExecutor, PgPool, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db_err;
-use sqlx::types::Json;
 use crate::write::Tx;
+use crate::write_tx::CONFLICT_COLUMNS;
 
-/// Keeps the material's state at this version as a possible merge base.
-pub async fn record_revision(tx: &mut Tx<'_>, user: UserId, m: &Material) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(user.0)
-    .bind(m.id.0)
-    .bind(m.version.0)
-    .bind(&m.title)
-    .bind(&m.body)
-    .bind(Json(&m.tags))
-    .bind(m.updated_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
-/// The material's fields as of `version` (its newest revision at or before it).
-pub async fn load_base(tx: &mut Tx<'_>, user: UserId, id: MaterialId, version: LibraryVersion) -> StoreResult<Option<MaterialBase>> {
+pub async fn receipt(executor: impl PgExecutor<'_>, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
     let row = sqlx::query(
-        "SELECT title, body, tags FROM material_revisions
-         WHERE user_id = $1 AND material_id = $2 AND version <= $3 ORDER BY version DESC LIMIT 1",
+        "SELECT mutation_id, status, library_version, code, message, detail FROM mutation_receipts
+         WHERE user_id = $1 AND device_id = $2 AND mutation_id = $3",
     )
     .bind(user.0)
-    .bind(id.0)
-    .bind(version.0)
-    .fetch_optional(&mut **tx)
+    .bind(key.device.0)
+    .bind(key.mutation_id)
+    .fetch_optional(executor)
     .await
     .map_err(db_err)?;
     row.map(|row| {
-        Ok(MaterialBase {
-            title: row.try_get("title").map_err(db_err)?,
-            body: row.try_get("body").map_err(db_err)?,
-            tags: row.try_get::<Json<Vec<String>>, _>("tags").map_err(db_err)?.0,
-        })
+        let code: Option<String> = row.try_get("code").map_err(db_err)?;
+        let detail: Option<String> = row.try_get("detail").map_err(db_err)?;
+        Receipt::from_stored(
+            row.try_get("mutation_id").map_err(db_err)?,
+            row.try_get::<String, _>("status").map_err(db_err)?.as_str(),
+            row.try_get("library_version").map_err(db_err)?,
+            code.as_deref(),
+            row.try_get("message").map_err(db_err)?,
+            detail.as_deref(),
+        )
     })
     .transpose()
 }
 
-/// [`StoreError::DuplicateMutation`] if this device's mutation already has a receipt.
-pub async fn ensure_new(tx: &mut Tx<'_>, key: ReceiptKey) -> StoreResult<()> {
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM mutation_receipts WHERE device_id = $1 AND mutation_id = $2")
-        .bind(key.device.0)
-        .bind(key.mutation_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    if found.is_some() {
-        return Err(StoreError::DuplicateMutation);
-    }
-    Ok(())
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
-}
-
-async fn insert_receipt(
-    tx: &mut Tx<'_>,
-    user: UserId,
-    key: ReceiptKey,
-    material: MaterialId,
-    receipt: &Receipt,
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO mutation_receipts (device_id, mutation_id, user_id, status, library_version, code, message, detail, created_at, material_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(key.device.0)
-    .bind(key.mutation_id)
+pub async fn conflicts(pool: &PgPool, user: UserId, material: MaterialId) -> StoreResult<Vec<Conflict>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CONFLICT_COLUMNS} FROM material_conflicts WHERE user_id = $1 AND material_id = $2 ORDER BY created_at, id"
+    ))
     .bind(user.0)
-    .bind(&receipt.status)
-    .bind(receipt.library_version.0)
-    .bind(&receipt.code)
-    .bind(&receipt.message)
-    .bind(&receipt.detail)
-    .bind(now)
     .bind(material.0)
-    .execute(&mut **tx)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateMutation),
-        Err(e) => Err(db_err(e)),
-    }
-}
-
-/// Records the result of an applied (or merged) mutation inside its transaction.
-pub async fn record_receipt(
-    tx: &mut Tx<'_>,
-    user: UserId,
-    key: ReceiptKey,
-    material: MaterialId,
-    applied: &Applied,
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    let receipt = shelf_store::receipt_for(key.mutation_id, applied)?;
-    insert_receipt(tx, user, key, material, &receipt, now).await
-}
-
-/// The library version of this device's latest applied mutation of this material, if any.
-pub async fn own_latest_write(tx: &mut Tx<'_>, key: ReceiptKey, material: MaterialId) -> StoreResult<Option<LibraryVersion>> {
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(library_version) FROM mutation_receipts
-         WHERE device_id = $1 AND material_id = $2 AND status IN ('applied', 'merged')",
-    )
-    .bind(key.device.0)
-    .bind(material.0)
-    .fetch_one(&mut **tx)
+    .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    Ok(version.map(LibraryVersion))
+    rows.iter()
+        .map(|row| {
+            let field: String = row.try_get("field").map_err(db_err)?;
+            Ok(Conflict {
+                id: row.try_get("id").map_err(db_err)?,
+                field: ConflictField::parse(&field)
+                    .ok_or_else(|| StoreError::backend(std::io::Error::other(format!("corrupt conflict field {field:?}"))))?,
+                server_value: row.try_get("server_value").map_err(db_err)?,
+                device_value: row.try_get("device_value").map_err(db_err)?,
+                base_version: row.try_get("base_version").map_err(db_err)?,
+                created_at: row.try_get("created_at").map_err(db_err)?,
+            })
+        })
+        .collect()
 }
 
-fn receipt_from(row: &PgRow) -> StoreResult<Receipt> {
-    Ok(Receipt {
+fn rejected(row: &PgRow) -> StoreResult<RejectedMutation> {
+    let device: Option<Uuid> = row.try_get("device_id").map_err(db_err)?;
+    let kind: String = row.try_get("mutation_type").map_err(db_err)?;
+    let code: String = row.try_get("code").map_err(db_err)?;
+    Ok(RejectedMutation {
+        id: row.try_get("id").map_err(db_err)?,
+        device_id: device.map(DeviceId),
         mutation_id: row.try_get("mutation_id").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        library_version: LibraryVersion(row.try_get("library_version").map_err(db_err)?),
-        code: row.try_get("code").map_err(db_err)?,
-        message: row.try_get("message").map_err(db_err)?,
-        detail: row.try_get("detail").map_err(db_err)?,
+        rejection: Rejection::from_stored(
+            &kind,
+            MaterialId(row.try_get("material_id").map_err(db_err)?),
+            row.try_get("data").map_err(db_err)?,
+            &code,
+            row.try_get("message").map_err(db_err)?,
+        )?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
     })
-}
-
-pub async fn receipt(pool: &PgPool, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
-    let row = sqlx::query("SELECT * FROM mutation_receipts WHERE device_id = $1 AND mutation_id = $2")
-        .bind(key.device.0)
-        .bind(key.mutation_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
-    row.as_ref().map(receipt_from).transpose()
-}
-
-pub async fn reject(
-    pool: &PgPool,
-    user: UserId,
-    key: Option<ReceiptKey>,
-    rejection: &Rejection,
-    now: OffsetDateTime,
-) -> StoreResult<Receipt> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    let version: i64 = sqlx::query_scalar("SELECT library_version FROM users WHERE id = $1")
-        .bind(user.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::UserNotFound)?;
-    let receipt = Receipt {
-        mutation_id: key.map_or(0, |k| k.mutation_id),
-        status: "rejected".into(),
-        library_version: LibraryVersion(version),
-        code: Some(rejection.code.clone()),
-        message: Some(rejection.message.clone()),
-        detail: None,
-    };
-    if let Some(key) = key {
-        match insert_receipt(&mut tx, user, key, rejection.material_id, &receipt, now).await {
-            Err(StoreError::DuplicateMutation) => {
-                tx.rollback().await.map_err(db_err)?;
-                return receipt_or_missing(pool, key).await;
-            }
-            other => other?,
-        }
-    }
-    sqlx::query(
-        "INSERT INTO rejected_mutations (id, user_id, device_id, mutation_id, mutation_type, material_id, data, code, message, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(user.0)
-    .bind(key.map(|k| k.device.0))
-    .bind(key.map(|k| k.mutation_id))
-    .bind(&rejection.mutation_type)
-    .bind(rejection.material_id.0)
-    .bind(&rejection.data)
-    .bind(&rejection.code)
-    .bind(&rejection.message)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(receipt)
-}
-
-async fn receipt_or_missing(pool: &PgPool, key: ReceiptKey) -> StoreResult<Receipt> {
-    receipt(pool, key).await?.ok_or_else(|| StoreError::backend(std::io::Error::other("receipt vanished")))
 }
 
 pub async fn rejected_mutations(pool: &PgPool, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
@@ -212,36 +89,7 @@ pub async fn rejected_mutations(pool: &PgPool, user: UserId, limit: u32) -> Stor
         .fetch_all(pool)
         .await
         .map_err(db_err)?;
-    rows.iter()
-        .map(|row| {
-            let device: Option<Uuid> = row.try_get("device_id").map_err(db_err)?;
-            Ok(RejectedMutation {
-                id: row.try_get("id").map_err(db_err)?,
-                device_id: device.map(DeviceId),
-                mutation_id: row.try_get("mutation_id").map_err(db_err)?,
-                rejection: Rejection {
-                    mutation_type: row.try_get("mutation_type").map_err(db_err)?,
-                    material_id: MaterialId(row.try_get("material_id").map_err(db_err)?),
-                    data: row.try_get("data").map_err(db_err)?,
-                    code: row.try_get("code").map_err(db_err)?,
-                    message: row.try_get("message").map_err(db_err)?,
-                },
-                created_at: row.try_get("created_at").map_err(db_err)?,
-            })
-        })
-        .collect()
-}
-
-pub async fn material_deleted(pool: &PgPool, user: UserId, id: MaterialId) -> StoreResult<bool> {
-    let found: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM library_changes WHERE user_id = $1 AND kind = 'material' AND entity_id = $2 AND op = 'delete'",
-    )
-    .bind(user.0)
-    .bind(id.0)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    Ok(found.is_some())
+    rows.iter().map(rejected).collect()
 }
 
 /// Drops merge bases older than the retention that are no longer a material's current state;

@@ -7,20 +7,22 @@
 mod accounts;
 mod attachments;
 mod fast_read;
-mod fast_write;
 mod library;
 mod rows;
 mod sync;
 mod write;
+mod write_tx;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_store::write::WriteBackend;
 use shelf_store::{
-    Applied, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth, SessionInfo, Store,
-    StoreError, StoreResult, UserCredentials,
+    ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError, StoreResult,
+    UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -34,7 +36,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     fast: std::sync::Arc<fast_read::FastReads>,
-    library_writer: fast_write::Writer,
+    library_writer: writer::Writer,
 }
 
 impl SqliteStore {
@@ -72,7 +74,7 @@ impl SqliteStore {
             .await
             .map_err(StoreError::backend)?;
         let fast = std::sync::Arc::new(fast_read::FastReads::new(options.get_filename().to_path_buf()));
-        let library_writer = fast_write::Writer::open(options.get_filename())?;
+        let library_writer = writer::Writer::open(options.get_filename())?;
         Ok(Self { writer, reader, fast, library_writer })
     }
 
@@ -145,12 +147,12 @@ impl Store for SqliteStore {
         accounts::consume_stream_ticket(&self.writer, ticket_hash, now).await
     }
 
-    async fn attach(&self, user: UserId, attachment: &shelf_core::Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-        attachments::attach(&self.writer, user, attachment, now).await
+    fn writer(&self) -> &dyn WriteBackend {
+        &self.library_writer
     }
 
-    async fn detach(&self, user: UserId, material: MaterialId, attachment: uuid::Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion> {
-        attachments::detach(&self.writer, user, material, attachment, now).await
+    async fn conflicts(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<Conflict>> {
+        sync::conflicts(&self.reader, user, material).await
     }
 
     async fn attachments(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Attachment>> {
@@ -186,30 +188,12 @@ impl Store for SqliteStore {
         library::list_materials(&self.reader, user, after, limit).await
     }
 
-    async fn apply_with_receipt(
-        &self,
-        user: UserId,
-        mutation: &LibraryMutation,
-        now: OffsetDateTime,
-        receipt: Option<ReceiptKey>,
-    ) -> StoreResult<Applied> {
-        self.library_writer.apply(user, mutation, now, receipt).await
-    }
-
-    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
-        sync::receipt(&self.reader, key).await
-    }
-
-    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt> {
-        sync::reject(&self.writer, user, key, rejection, now).await
+    async fn receipt(&self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+        sync::receipt(&self.reader, user, key).await
     }
 
     async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
         sync::rejected_mutations(&self.reader, user, limit).await
-    }
-
-    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool> {
-        sync::material_deleted(&self.reader, user, id).await
     }
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {

@@ -15,8 +15,8 @@ pub fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(StoreError::backend)
 }
 
-pub fn tags_json(tags: &[String]) -> String {
-    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned())
+pub fn tags_json(tags: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(tags).map_err(StoreError::backend)
 }
 
 pub fn parse_tags(raw: &str) -> Result<Vec<String>, StoreError> {

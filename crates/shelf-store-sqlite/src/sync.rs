@@ -1,7 +1,7 @@
-//! The offline-sync reads and the dead-letter list (receipts of applied mutations are written by
-//! `fast_write.rs` inside the mutation's transaction).
+//! Offline-sync reads: receipts, conflicts, the dead-letter list; and merge-base pruning.
+//! (Receipts, conflicts and dead letters are written by the write path, `write_tx.rs`.)
 
-use shelf_core::{DeviceId, LibraryVersion, MaterialId, UserId};
+use shelf_core::{Conflict, ConflictField, DeviceId, MaterialId, UserId};
 use shelf_store::{Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -12,116 +12,75 @@ use crate::db_err;
 use crate::rows::{from_micros, micros};
 use crate::write::Tx;
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
-}
-
-async fn insert_receipt(
-    tx: &mut Tx<'_>,
-    user: UserId,
-    key: ReceiptKey,
-    material: MaterialId,
-    receipt: &Receipt,
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO mutation_receipts (device_id, mutation_id, user_id, status, library_version, code, message, detail, created_at, material_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+pub async fn receipt(pool: &SqlitePool, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+    let row = sqlx::query(
+        "SELECT mutation_id, status, library_version, code, message, detail FROM mutation_receipts
+         WHERE user_id = ? AND device_id = ? AND mutation_id = ?",
     )
+    .bind(user.0)
     .bind(key.device.0)
     .bind(key.mutation_id)
-    .bind(user.0)
-    .bind(&receipt.status)
-    .bind(receipt.library_version.0)
-    .bind(&receipt.code)
-    .bind(&receipt.message)
-    .bind(&receipt.detail)
-    .bind(micros(now))
-    .bind(material.0)
-    .execute(&mut **tx)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateMutation),
-        Err(e) => Err(db_err(e)),
-    }
-}
-
-fn receipt_from(row: &SqliteRow) -> StoreResult<Receipt> {
-    Ok(Receipt {
-        mutation_id: row.try_get("mutation_id").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        library_version: LibraryVersion(row.try_get("library_version").map_err(db_err)?),
-        code: row.try_get("code").map_err(db_err)?,
-        message: row.try_get("message").map_err(db_err)?,
-        detail: row.try_get("detail").map_err(db_err)?,
-    })
-}
-
-pub async fn receipt(pool: &SqlitePool, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
-    let row = sqlx::query("SELECT * FROM mutation_receipts WHERE device_id = ? AND mutation_id = ?")
-        .bind(key.device.0)
-        .bind(key.mutation_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
-    row.as_ref().map(receipt_from).transpose()
-}
-
-pub async fn reject(
-    pool: &SqlitePool,
-    user: UserId,
-    key: Option<ReceiptKey>,
-    rejection: &Rejection,
-    now: OffsetDateTime,
-) -> StoreResult<Receipt> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let version: i64 = sqlx::query_scalar("SELECT library_version FROM users WHERE id = ?")
-        .bind(user.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::UserNotFound)?;
-    let receipt = Receipt {
-        mutation_id: key.map_or(0, |k| k.mutation_id),
-        status: "rejected".into(),
-        library_version: LibraryVersion(version),
-        code: Some(rejection.code.clone()),
-        message: Some(rejection.message.clone()),
-        detail: None,
-    };
-    if let Some(key) = key {
-        match insert_receipt(&mut tx, user, key, rejection.material_id, &receipt, now).await {
-            Err(StoreError::DuplicateMutation) => {
-                tx.rollback().await.map_err(db_err)?;
-                return receipt_or_missing(pool, key).await;
-            }
-            other => other?,
-        }
-    }
-    sqlx::query(
-        "INSERT INTO rejected_mutations (id, user_id, device_id, mutation_id, mutation_type, material_id, data, code, message, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(user.0)
-    .bind(key.map(|k| k.device.0))
-    .bind(key.map(|k| k.mutation_id))
-    .bind(&rejection.mutation_type)
-    .bind(rejection.material_id.0)
-    .bind(&rejection.data)
-    .bind(&rejection.code)
-    .bind(&rejection.message)
-    .bind(micros(now))
-    .execute(&mut *tx)
+    .fetch_optional(pool)
     .await
     .map_err(db_err)?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(receipt)
+    row.map(|row| {
+        let code: Option<String> = row.try_get("code").map_err(db_err)?;
+        let detail: Option<String> = row.try_get("detail").map_err(db_err)?;
+        Receipt::from_stored(
+            row.try_get("mutation_id").map_err(db_err)?,
+            row.try_get::<String, _>("status").map_err(db_err)?.as_str(),
+            row.try_get("library_version").map_err(db_err)?,
+            code.as_deref(),
+            row.try_get("message").map_err(db_err)?,
+            detail.as_deref(),
+        )
+    })
+    .transpose()
 }
 
-async fn receipt_or_missing(pool: &SqlitePool, key: ReceiptKey) -> StoreResult<Receipt> {
-    receipt(pool, key).await?.ok_or_else(|| StoreError::backend(std::io::Error::other("receipt vanished")))
+pub async fn conflicts(pool: &SqlitePool, user: UserId, material: MaterialId) -> StoreResult<Vec<Conflict>> {
+    let rows = sqlx::query(
+        "SELECT id, field, server_value, device_value, base_version, created_at FROM material_conflicts
+         WHERE user_id = ? AND material_id = ? ORDER BY created_at, id",
+    )
+    .bind(user.0)
+    .bind(material.0)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let field: String = row.try_get("field").map_err(db_err)?;
+            Ok(Conflict {
+                id: row.try_get("id").map_err(db_err)?,
+                field: ConflictField::parse(&field)
+                    .ok_or_else(|| StoreError::backend(std::io::Error::other(format!("corrupt conflict field {field:?}"))))?,
+                server_value: row.try_get("server_value").map_err(db_err)?,
+                device_value: row.try_get("device_value").map_err(db_err)?,
+                base_version: row.try_get("base_version").map_err(db_err)?,
+                created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
+            })
+        })
+        .collect()
+}
+
+fn rejected(row: &SqliteRow) -> StoreResult<RejectedMutation> {
+    let device: Option<Uuid> = row.try_get("device_id").map_err(db_err)?;
+    let kind: String = row.try_get("mutation_type").map_err(db_err)?;
+    let code: String = row.try_get("code").map_err(db_err)?;
+    Ok(RejectedMutation {
+        id: row.try_get("id").map_err(db_err)?,
+        device_id: device.map(DeviceId),
+        mutation_id: row.try_get("mutation_id").map_err(db_err)?,
+        rejection: Rejection::from_stored(
+            &kind,
+            MaterialId(row.try_get("material_id").map_err(db_err)?),
+            row.try_get("data").map_err(db_err)?,
+            &code,
+            row.try_get("message").map_err(db_err)?,
+        )?,
+        created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
+    })
 }
 
 pub async fn rejected_mutations(pool: &SqlitePool, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
@@ -131,36 +90,7 @@ pub async fn rejected_mutations(pool: &SqlitePool, user: UserId, limit: u32) -> 
         .fetch_all(pool)
         .await
         .map_err(db_err)?;
-    rows.iter()
-        .map(|row| {
-            let device: Option<Uuid> = row.try_get("device_id").map_err(db_err)?;
-            Ok(RejectedMutation {
-                id: row.try_get("id").map_err(db_err)?,
-                device_id: device.map(DeviceId),
-                mutation_id: row.try_get("mutation_id").map_err(db_err)?,
-                rejection: Rejection {
-                    mutation_type: row.try_get("mutation_type").map_err(db_err)?,
-                    material_id: MaterialId(row.try_get("material_id").map_err(db_err)?),
-                    data: row.try_get("data").map_err(db_err)?,
-                    code: row.try_get("code").map_err(db_err)?,
-                    message: row.try_get("message").map_err(db_err)?,
-                },
-                created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
-            })
-        })
-        .collect()
-}
-
-pub async fn material_deleted(pool: &SqlitePool, user: UserId, id: MaterialId) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM library_changes WHERE user_id = ? AND kind = 'material' AND entity_id = ? AND op = 'delete'",
-    )
-    .bind(user.0)
-    .bind(id.0)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    Ok(found.is_some())
+    rows.iter().map(rejected).collect()
 }
 
 /// Drops merge bases older than the retention that are no longer a material's current state;

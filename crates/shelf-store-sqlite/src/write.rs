@@ -1,7 +1,5 @@
-//! Writes that stay on sqlx: change-feed entries for attachments, and the tombstone purge.
-//! (Library mutations themselves run in `fast_write.rs`.)
+//! The tombstone purge, on sqlx. (Library mutations run through the write path, `write_tx.rs`.)
 
-use shelf_core::{ChangeKind, ChangeOp, LibraryVersion, MaterialId, UserId};
 use shelf_store::StoreResult;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
@@ -10,32 +8,6 @@ use crate::db_err;
 use crate::rows::micros;
 
 pub(crate) type Tx<'a> = Transaction<'a, Sqlite>;
-
-pub(crate) async fn record_change(
-    tx: &mut Tx<'_>,
-    user: UserId,
-    kind: ChangeKind,
-    id: MaterialId,
-    op: ChangeOp,
-    version: LibraryVersion,
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO library_changes (user_id, kind, entity_id, version, op, changed_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (user_id, kind, entity_id) DO UPDATE SET version = excluded.version, op = excluded.op,
-             changed_at = excluded.changed_at",
-    )
-    .bind(user.0)
-    .bind(kind.as_str())
-    .bind(id.0)
-    .bind(version.0)
-    .bind(op.as_str())
-    .bind(micros(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
 
 pub async fn purge_tombstones(pool: &SqlitePool, older_than: OffsetDateTime) -> StoreResult<u64> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;

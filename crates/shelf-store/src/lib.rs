@@ -1,13 +1,14 @@
 //! The storage seam: one [`Store`] trait that every database backend implements.
 //!
-//! Architecture invariant: the trait has no method that writes library data without bumping the
-//! library version in the same transaction ([`Store::apply`] is the only library writer), so no
-//! backend can forget the bump (spec LV2). Handlers hold an `Arc<dyn Store>` and never learn which
-//! backend is running.
+//! Architecture invariant: library data is written only by the algorithm in [`write`], reached
+//! through [`Store::apply`] and [`Store::apply_delivered`]; backends supply primitives inside
+//! their own transaction and cannot write a library row without the version bump (spec LV2).
+//! Handlers hold an `Arc<dyn Store>` and never learn which backend is running.
 
 mod error;
 mod feed;
 mod types;
+pub mod write;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -15,13 +16,14 @@ pub mod contract;
 pub use error::{StoreError, StoreResult};
 pub use feed::{trim_to_whole_versions, TrimmedPage};
 pub use types::{
-    Applied, Change, ChangeData, ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, Rejection, SessionAuth,
-    SessionInfo, UserCredentials,
+    Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey, ReceiptStatus, RejectedMutation,
+    Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
 use time::OffsetDateTime;
+use write::{Job, Work, WriteBackend};
 
 /// Persistent state of every Shelf user: accounts, device sessions, and libraries.
 #[async_trait]
@@ -68,18 +70,43 @@ pub trait Store: Send + Sync + 'static {
     /// session is live. A ticket can be consumed at most once, even by concurrent requests.
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
 
-    // --- library ----------------------------------------------------------------------------
+    // --- library: writes --------------------------------------------------------------------
 
-    /// Attaches a stored blob to a material: inserts the row, bumps the version and records the
-    /// change (kind `attachment`, the attachment's id) in one transaction.
-    async fn attach(&self, user: UserId, attachment: &shelf_core::Attachment, now: OffsetDateTime) -> StoreResult<LibraryVersion>;
+    /// The backend's transaction runner for the single write path ([`write::apply`]).
+    fn writer(&self) -> &dyn WriteBackend;
 
-    /// Detaches: deletes the row, bumps the version and leaves a tombstone. `PlanError::MaterialNotFound`
-    /// also stands for "no such attachment on this material".
-    async fn detach(&self, user: UserId, material: MaterialId, attachment: uuid::Uuid, now: OffsetDateTime) -> StoreResult<LibraryVersion>;
+    /// Applies one mutation (REST): a mutation that cannot apply is an error and writes nothing;
+    /// a no-op writes nothing and keeps the version (LV3).
+    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
+        let job = Job { user, work: Work::Apply(mutation.clone()), now, delivery: None };
+        match write::apply(self.writer(), job).await? {
+            Outcome::Applied(applied) => Ok(applied),
+            other => Err(StoreError::backend(std::io::Error::other(format!("a mutation without delivery ended as {other:?}")))),
+        }
+    }
+
+    /// Applies a mutation from a device's queue with its receipt in the same transaction: a
+    /// replay is a [`Outcome::Duplicate`], a mutation that cannot apply is dead-lettered
+    /// ([`Outcome::Rejected`]) with its receipt (SY9).
+    async fn apply_delivered(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime, delivery: Delivery) -> StoreResult<Outcome> {
+        let job = Job { user, work: Work::Apply(mutation.clone()), now, delivery: Some(delivery) };
+        write::apply(self.writer(), job).await
+    }
+
+    /// Dead-letters a queued mutation judged unappliable before it reached the store, with its
+    /// receipt (or answers the receipt of its earlier delivery).
+    async fn reject(&self, user: UserId, rejection: Rejection, now: OffsetDateTime, delivery: Delivery) -> StoreResult<Outcome> {
+        let job = Job { user, work: Work::Reject(rejection), now, delivery: Some(delivery) };
+        write::apply(self.writer(), job).await
+    }
+
+    // --- library: reads ---------------------------------------------------------------------
 
     /// A material's attachments, oldest first.
     async fn attachments(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Attachment>>;
+
+    /// A material's unresolved conflicts with their texts, oldest first.
+    async fn conflicts(&self, user: UserId, material: MaterialId) -> StoreResult<Vec<shelf_core::Conflict>>;
 
     /// Whether any attachment of the user still points at this blob (garbage collection).
     async fn blob_referenced(&self, user: UserId, sha256: &str) -> StoreResult<bool>;
@@ -105,37 +132,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<(Material, Option<Progress>)>>;
 
-    /// Applies one mutation atomically: locks the user's version, plans the change with
-    /// [`shelf_core::plan_mutation`], writes rows, change-feed entries and the bumped version in
-    /// one transaction. A no-op plan writes nothing and keeps the version.
-    async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
-        self.apply_with_receipt(user, mutation, now, None).await
-    }
-
-    /// [`Store::apply`] that also records `receipt` (device, mutationId → result) in the same
-    /// transaction, also for a no-op. [`StoreError::DuplicateMutation`] (and no effect) if that
-    /// receipt already exists. For an edit older than the material (`base_version`), the
-    /// material's fields as of that version are loaded as the merge base.
-    async fn apply_with_receipt(
-        &self,
-        user: UserId,
-        mutation: &LibraryMutation,
-        now: OffsetDateTime,
-        receipt: Option<ReceiptKey>,
-    ) -> StoreResult<Applied>;
-
     /// The stored result of a device's mutation, if it was delivered before.
-    async fn receipt(&self, key: ReceiptKey) -> StoreResult<Option<Receipt>>;
-
-    /// Records a rejected mutation in the dead-letter list and, with a key, its receipt — in one
-    /// transaction. If the receipt already exists, nothing is written and it is returned.
-    async fn reject(&self, user: UserId, key: Option<ReceiptKey>, rejection: &Rejection, now: OffsetDateTime) -> StoreResult<Receipt>;
+    async fn receipt(&self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>>;
 
     /// The user's dead-letter list, newest first.
     async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>>;
-
-    /// Whether the user had this material and deleted it (its tombstone is still kept).
-    async fn material_deleted(&self, user: UserId, id: MaterialId) -> StoreResult<bool>;
 
     /// The latest state of every entity changed after `since`, ascending by version, never
     /// splitting one version across pages. [`StoreError::ResyncRequired`] when tombstones the
@@ -145,22 +146,4 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
-}
-
-/// The receipt an applied mutation leaves: `merged` when the merge rules were used, with the
-/// conflicts it recorded as JSON detail. Shared so every backend stores the same thing.
-pub fn receipt_for(mutation_id: i64, applied: &Applied) -> StoreResult<Receipt> {
-    let detail = if applied.conflicts.is_empty() {
-        None
-    } else {
-        Some(serde_json::to_string(&applied.conflicts).map_err(StoreError::backend)?)
-    };
-    Ok(Receipt {
-        mutation_id,
-        status: if applied.merged { "merged" } else { "applied" }.to_owned(),
-        library_version: applied.library_version,
-        code: None,
-        message: None,
-        detail,
-    })
 }

@@ -1,6 +1,9 @@
 //! Records passed across the storage seam.
 
-use shelf_core::{ChangeKind, ChangeOp, DeviceId, LibraryVersion, Material, MaterialId, Progress, UserId};
+use shelf_core::{
+    Attachment, AttachmentWrite, ChangeKind, ChangeOp, ConflictSummary, DeviceId, EntityState, LibraryVersion, Material, MaterialId,
+    MutationKind, Plan, Progress, RejectionCode, UserId, Write,
+};
 use time::OffsetDateTime;
 
 /// What login needs to check a password.
@@ -40,7 +43,7 @@ pub struct SessionInfo {
     pub expires_at: OffsetDateTime,
 }
 
-/// The result of [`crate::Store::apply`]: the entity state after the mutation.
+/// The result of a library write: the entity state after the mutation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     pub library_version: LibraryVersion,
@@ -48,10 +51,33 @@ pub struct Applied {
     pub changed: bool,
     pub material: Option<Material>,
     pub progress: Option<Progress>,
+    /// The attachment an `AddAttachment` created.
+    pub attachment: Option<Attachment>,
     /// True when the edit was older than what it changed and went through the merge rules.
     pub merged: bool,
     /// Conflicts this mutation recorded on the material.
-    pub conflicts: Vec<shelf_core::Conflict>,
+    pub conflicts: Vec<ConflictSummary>,
+}
+
+impl Applied {
+    /// The state after `plan` (stamped with `version`) was written over `state`.
+    pub fn from_plan(plan: &Plan, state: &EntityState, version: LibraryVersion, changed: bool) -> Self {
+        let material = match &plan.material {
+            Write::Unchanged => state.material.clone(),
+            Write::Upsert(m) => Some(m.clone()),
+            Write::Delete => None,
+        };
+        let progress = match &plan.progress {
+            Write::Unchanged => state.progress.clone(),
+            Write::Upsert(p) => Some(p.clone()),
+            Write::Delete => None,
+        };
+        let attachment = plan.attachments.iter().find_map(|w| match w {
+            AttachmentWrite::Insert(a) => Some(a.clone()),
+            AttachmentWrite::Delete(_) => None,
+        });
+        Applied { library_version: version, changed, material, progress, attachment, merged: plan.merged, conflicts: plan.new_conflicts() }
+    }
 }
 
 /// Identifies one queued mutation of one device, for idempotent replays.
@@ -61,27 +87,67 @@ pub struct ReceiptKey {
     pub mutation_id: i64,
 }
 
+/// A mutation delivered from a device's queue: its key, and its data as sent (JSON), kept in
+/// the dead-letter list if it cannot apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub key: ReceiptKey,
+    pub data: String,
+}
+
+/// How a write through the single path ended.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // Returned once per write and matched at once; boxing buys nothing.
+pub enum Outcome {
+    Applied(Applied),
+    /// Dead-lettered, with its receipt.
+    Rejected(Receipt),
+    /// Delivered before: nothing changed; the stored receipt.
+    Duplicate(Receipt),
+}
+
+/// What became of a delivered mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    Applied,
+    Merged,
+    Rejected,
+}
+
+impl ReceiptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Applied => "applied",
+            ReceiptStatus::Merged => "merged",
+            ReceiptStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [ReceiptStatus::Applied, ReceiptStatus::Merged, ReceiptStatus::Rejected].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
 /// What a mutation's first delivery resulted in, stored in the same transaction as its effect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
     pub mutation_id: i64,
-    /// `applied`, `merged` or `rejected`.
-    pub status: String,
+    pub status: ReceiptStatus,
     pub library_version: LibraryVersion,
-    pub code: Option<String>,
+    pub code: Option<RejectionCode>,
     pub message: Option<String>,
-    /// JSON: the conflicts a merge recorded.
-    pub detail: Option<String>,
+    /// The conflicts a merge recorded.
+    pub conflicts: Vec<ConflictSummary>,
 }
 
 /// A mutation that could not apply, to keep in the dead-letter list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    pub mutation_type: String,
+    pub kind: MutationKind,
     pub material_id: MaterialId,
     /// The mutation's `data`, as JSON text, so the user can restore it.
     pub data: String,
-    pub code: String,
+    pub code: RejectionCode,
     pub message: String,
 }
 
@@ -124,4 +190,46 @@ pub struct ChangesPage {
     /// The cursor for the next request: the last version returned, or the library version
     /// once the client is caught up.
     pub next_since: LibraryVersion,
+}
+
+fn corrupt(what: String) -> crate::StoreError {
+    crate::StoreError::backend(std::io::Error::other(format!("corrupt stored value: {what}")))
+}
+
+impl Receipt {
+    /// Rebuilds a receipt from its stored columns; an unknown status or code is an error, never
+    /// silently something else.
+    pub fn from_stored(
+        mutation_id: i64,
+        status: &str,
+        library_version: i64,
+        code: Option<&str>,
+        message: Option<String>,
+        detail: Option<&str>,
+    ) -> crate::StoreResult<Self> {
+        Ok(Receipt {
+            mutation_id,
+            status: ReceiptStatus::parse(status).ok_or_else(|| corrupt(format!("receipt status {status:?}")))?,
+            library_version: LibraryVersion(library_version),
+            code: code.map(|c| RejectionCode::parse(c).ok_or_else(|| corrupt(format!("rejection code {c:?}")))).transpose()?,
+            message,
+            conflicts: match detail {
+                Some(json) => serde_json::from_str(json).map_err(crate::StoreError::backend)?,
+                None => Vec::new(),
+            },
+        })
+    }
+}
+
+impl Rejection {
+    /// Rebuilds a dead-letter entry from its stored columns.
+    pub fn from_stored(kind: &str, material_id: MaterialId, data: String, code: &str, message: String) -> crate::StoreResult<Self> {
+        Ok(Rejection {
+            kind: MutationKind::parse(kind).ok_or_else(|| corrupt(format!("mutation type {kind:?}")))?,
+            material_id,
+            data,
+            code: RejectionCode::parse(code).ok_or_else(|| corrupt(format!("rejection code {code:?}")))?,
+            message,
+        })
+    }
 }

@@ -6,31 +6,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shelf_api::{AttachRequest, AttachResponse, AttachmentView, DeletedResponse, ErrorBody};
 use shelf_blob::BlobKey;
-use shelf_core::{Attachment, MaterialId, ValidationError};
+use shelf_core::MaterialId;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{CurrentDevice, Json, Path};
-use crate::service::auth::now;
-use crate::service::uploads::is_sha256;
+use crate::service::attachments;
 use crate::state::AppState;
-
-fn validate(request: &AttachRequest) -> ApiResult<()> {
-    if !is_sha256(&request.sha256) {
-        return Err(ValidationError::new("sha256", "must be 64 lower-case hex digits").into());
-    }
-    let name = request.filename.trim();
-    if name.is_empty() || name.chars().count() > 255 || name.contains(['/', '\\', '\0']) {
-        return Err(ValidationError::new("filename", "1 to 255 characters, no path separators").into());
-    }
-    let mime_ok = request.content_type.len() <= 255
-        && request.content_type.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
-        && request.content_type.chars().all(|c| c.is_ascii_graphic() || c == ' ');
-    if !mime_ok {
-        return Err(ValidationError::new("contentType", "must be a MIME type such as application/pdf").into());
-    }
-    Ok(())
-}
 
 /// Attaches an uploaded blob: one transaction that bumps the library version.
 #[utoipa::path(post, operation_id = "attachFile", path = "/api/materials/{id}/attachments", tag = "attachments", security(("bearer" = []), ("cookie" = [])),
@@ -42,26 +24,9 @@ pub async fn attach(
     Path(id): Path<Uuid>,
     Json(request): Json<AttachRequest>,
 ) -> ApiResult<(StatusCode, Json<AttachResponse>)> {
-    validate(&request)?;
-    let key = BlobKey { user: device.user_id.0, sha256: request.sha256.clone() };
-    let stored = state.blobs.head(&key).await.map_err(ApiError::Blob)?.ok_or(ApiError::NotFound("blob (upload it first)"))?;
-    if i64::try_from(stored.size).ok() != Some(request.size) {
-        return Err(ValidationError::new("size", "does not match the uploaded blob").into());
-    }
-    let attachment = Attachment {
-        id: Uuid::now_v7(),
-        material_id: MaterialId(id),
-        sha256: request.sha256,
-        filename: request.filename.trim().to_owned(),
-        content_type: request.content_type,
-        size: request.size,
-        created_at: now(),
-        version: shelf_core::LibraryVersion(0),
-    };
-    let version = state.store.attach(device.user_id, &attachment, now()).await?;
-    state.bus.publish(device.user_id, version);
-    let view = AttachmentView { version: version.0, ..AttachmentView::from(&attachment) };
-    Ok((StatusCode::CREATED, Json(AttachResponse { attachment: view, library_version: version.0 })))
+    let applied = attachments::attach(&state, device.user_id, MaterialId(id), &request).await?;
+    let attachment = applied.attachment.as_ref().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("attach wrote no attachment")))?;
+    Ok((StatusCode::CREATED, Json(AttachResponse { attachment: attachment.into(), library_version: applied.library_version.0 })))
 }
 
 /// The material's attachments.
@@ -83,12 +48,8 @@ pub async fn detach(
     device: CurrentDevice,
     Path((id, attachment)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<Json<DeletedResponse>> {
-    let version = state.store.detach(device.user_id, MaterialId(id), attachment, now()).await.map_err(|e| match e {
-        shelf_store::StoreError::Plan(_) => ApiError::NotFound("attachment"),
-        other => other.into(),
-    })?;
-    state.bus.publish(device.user_id, version);
-    Ok(Json(DeletedResponse { library_version: version.0 }))
+    let applied = attachments::detach(&state, device.user_id, MaterialId(id), attachment).await?;
+    Ok(Json(DeletedResponse { library_version: applied.library_version.0 }))
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` → the half-open range, or 416.

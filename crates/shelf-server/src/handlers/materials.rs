@@ -94,7 +94,7 @@ pub async fn update(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DeletedResponse), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<DeletedResponse>> {
-    let mutation = LibraryMutation::DeleteMaterial { id: MaterialId(id) };
+    let mutation = LibraryMutation::DeleteMaterial { id: MaterialId(id), base_version: None };
     let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
     Ok(Json(DeletedResponse { library_version: applied.library_version.0 }))
 }

@@ -5,7 +5,7 @@ use shelf_api::{
     ConflictView, ErrorBody, MaterialMutationResponse, MaterialView, MutationBatchRequest, MutationBatchResponse, RejectedPage,
     RejectedView, ResolveConflictRequest,
 };
-use shelf_core::{LibraryMutation, MaterialId, MaterialTitle, MaterialBody, Resolution};
+use shelf_core::{LibraryMutation, MaterialId};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -22,8 +22,7 @@ pub async fn apply(
     device: CurrentDevice,
     Json(request): Json<MutationBatchRequest>,
 ) -> ApiResult<Json<MutationBatchResponse>> {
-    let (version, results) =
-        mutations::apply_batch(state.store.as_ref(), state.bus.as_ref(), device.user_id, device.device_id, &request.mutations).await?;
+    let (version, results) = mutations::apply_batch(&state, device.user_id, device.device_id, &request).await?;
     Ok(Json(MutationBatchResponse { library_version: version.0, results }))
 }
 
@@ -39,14 +38,16 @@ pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> A
                 id: r.id,
                 device_id: r.device_id.map(|d| d.0),
                 mutation_id: r.mutation_id,
-                mutation_type: r.rejection.mutation_type,
+                mutation_type: r.rejection.kind.into(),
                 material_id: r.rejection.material_id.0,
-                data: serde_json::from_str(&r.rejection.data).unwrap_or(serde_json::Value::Null),
-                code: r.rejection.code,
+                data_bytes: r.rejection.data.len() as i64,
+                data: serde_json::from_str(&r.rejection.data).ok(),
+                code: r.rejection.code.into(),
                 message: r.rejection.message,
                 created_at: r.created_at,
             })
             .collect(),
+        next_before: None,
     }))
 }
 
@@ -55,8 +56,9 @@ pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> A
     params(("id" = Uuid, Path)),
     responses((status = 200, body = [ConflictView]), (status = 404, body = ErrorBody)))]
 pub async fn conflicts(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<ConflictView>>> {
-    let (material, _) = library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
-    Ok(Json(material.conflicts.iter().map(ConflictView::from).collect()))
+    library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
+    let conflicts = state.store.conflicts(device.user_id, MaterialId(id)).await?;
+    Ok(Json(conflicts.iter().map(ConflictView::from).collect()))
 }
 
 /// Settles a conflict: `server` keeps the current value, `device` takes the device's, `custom`
@@ -71,18 +73,7 @@ pub async fn resolve(
     Path((id, conflict_id)): Path<(Uuid, Uuid)>,
     Json(request): Json<ResolveConflictRequest>,
 ) -> ApiResult<Json<MaterialMutationResponse>> {
-    let (material, _) = library::material(state.store.as_ref(), device.user_id, MaterialId(id)).await?;
-    let field = material.conflicts.iter().find(|c| c.id == conflict_id).map(|c| c.field.clone()).ok_or(ApiError::NotFound("conflict"))?;
-    let resolution = match (request.resolution.as_str(), request.value) {
-        ("server", _) => Resolution::KeepServer,
-        ("device", _) => Resolution::TakeDevice,
-        ("custom", Some(value)) if field == "title" => Resolution::Custom(MaterialTitle::parse(&value)?.as_str().to_owned()),
-        ("custom", Some(value)) => Resolution::Custom(MaterialBody::parse(&value)?.as_str().to_owned()),
-        _ => {
-            let message = "resolution must be server, device, or custom with a value";
-            return Err(shelf_core::ValidationError::new("resolution", message).into());
-        }
-    };
+    let resolution = mutations::parse_resolution(request.resolution, request.value.as_deref())?;
     let mutation = LibraryMutation::ResolveConflict { id: MaterialId(id), conflict_id, resolution };
     let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
     let material = applied.material.as_ref().ok_or(ApiError::NotFound("material"))?;

@@ -32,12 +32,24 @@ pub fn parse_progress(input: &ProgressInput) -> ApiResult<ProgressUpdate> {
 }
 
 pub fn parse_create(request: &CreateMaterialRequest) -> ApiResult<LibraryMutation> {
+    let id = request.id.map(MaterialId).unwrap_or_default();
+    parse_create_fields(id, &request.title, &request.body, &request.tags, request.progress.as_ref())
+}
+
+/// A create from its fields (REST body or queued `material.create`).
+pub fn parse_create_fields(
+    id: MaterialId,
+    title: &str,
+    body: &str,
+    tags: &[String],
+    progress: Option<&ProgressInput>,
+) -> ApiResult<LibraryMutation> {
     Ok(LibraryMutation::CreateMaterial {
-        id: request.id.map(MaterialId).unwrap_or_default(),
-        title: MaterialTitle::parse(&request.title)?,
-        body: MaterialBody::parse(&request.body)?,
-        tags: Tags::parse(&request.tags)?,
-        progress: request.progress.as_ref().map(parse_progress).transpose()?,
+        id,
+        title: MaterialTitle::parse(title)?,
+        body: MaterialBody::parse(body)?,
+        tags: Tags::parse(tags)?,
+        progress: progress.map(parse_progress).transpose()?,
     })
 }
 

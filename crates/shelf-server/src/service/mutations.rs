@@ -1,197 +1,193 @@
 //! The offline sync protocol: a device's queued mutations, applied in order, each exactly once.
 //!
-//! Per mutation: a stored receipt means it was delivered before (`duplicate`, nothing changes);
-//! otherwise it is parsed, applied with its receipt in one transaction (`applied`/`merged`), or
-//! rejected into the dead-letter list with its receipt (`rejected`) — one bad edit never stalls
-//! the queue. A database failure stops the batch: what was applied keeps its receipts, so the
-//! device's retry of the whole batch is safe.
+//! The batch is validated whole first: one that does not follow the protocol (a value out of
+//! bounds, a field in the wrong shape) is refused with 400 and nothing applies — that is a client
+//! bug, and the message names the mutation. Then each mutation goes through the single write
+//! path with its receipt: `applied`/`merged`, `duplicate` (delivered before), or `rejected`
+//! (dead-lettered with its receipt) — one edit that does not fit the library's current state
+//! never stalls the queue. A database failure stops the batch: what was applied keeps its
+//! receipts, so the device's retry of the whole batch is safe.
 
-use serde_json::Value;
-use shelf_api::{CreateMaterialRequest, MutationInput, MutationResultView, ProgressInput, TagsInput, UpdateMaterialRequest};
-use shelf_bus::ChangeBus;
-use shelf_core::{DeviceId, LibraryMutation, LibraryVersion, MaterialId, OnConflict, PlanError, Tags, UserId};
-use shelf_store::{Receipt, ReceiptKey, Rejection, Store, StoreError};
+use shelf_api::{
+    ErrorCode, MutationBatchRequest, MutationInput, MutationResultView, MutationStatus, ResolutionView, PROTOCOL_VERSION,
+};
+use shelf_core::{
+    ContentType, DeviceId, FileName, LibraryMutation, LibraryVersion, MaterialId, NewAttachment, OnConflict, RejectionCode,
+    Resolution, Sha256Hex, Tags, UserId, ValidationError,
+};
+use shelf_store::{Applied, Delivery, Outcome, Receipt, ReceiptKey, Rejection};
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::now;
-use crate::service::library::{parse_create, parse_progress, parse_update};
+use crate::service::library::{parse_create_fields, parse_progress, parse_update};
+use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 500;
 
-/// Applies `mutations` in order and answers one result per mutation.
+/// Applies the batch's mutations in order and answers one result per mutation.
 pub async fn apply_batch(
-    store: &dyn Store,
-    bus: &dyn ChangeBus,
+    state: &AppState,
     user: UserId,
     device: DeviceId,
-    mutations: &[MutationInput],
+    request: &MutationBatchRequest,
 ) -> ApiResult<(LibraryVersion, Vec<MutationResultView>)> {
-    if mutations.len() > MAX_BATCH {
-        return Err(shelf_core::ValidationError::new("mutations", "at most 500 mutations per batch").into());
+    let protocol = request.protocol_version.unwrap_or(PROTOCOL_VERSION);
+    if protocol != PROTOCOL_VERSION {
+        let message = format!("this server speaks sync protocol {PROTOCOL_VERSION}, not {protocol}");
+        return Err(ApiError::BadRequest(ErrorCode::UnsupportedProtocol, message));
     }
-    let mut results = Vec::with_capacity(mutations.len());
-    for input in mutations {
-        results.push(apply_one(store, bus, user, device, input).await?);
+    if request.mutations.len() > MAX_BATCH {
+        return Err(ValidationError::new("mutations", "at most 500 mutations per batch").into());
     }
-    let version = store.library_version(user).await?;
+    let parsed = request
+        .mutations
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            parse(input).map_err(|e| ValidationError::new("mutations", format!("mutations[{index}] ({}): {e}", input.mutation_id())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = Vec::with_capacity(parsed.len());
+    for (input, mutation) in request.mutations.iter().zip(&parsed) {
+        results.push(apply_one(state, user, device, input, mutation).await?);
+    }
+    let version = state.store.library_version(user).await?;
     Ok((version, results))
 }
 
 async fn apply_one(
-    store: &dyn Store,
-    bus: &dyn ChangeBus,
+    state: &AppState,
     user: UserId,
     device: DeviceId,
     input: &MutationInput,
+    mutation: &LibraryMutation,
 ) -> ApiResult<MutationResultView> {
-    let key = ReceiptKey { device, mutation_id: input.mutation_id };
-    if let Some(receipt) = store.receipt(key).await? {
-        return Ok(view(receipt, "duplicate"));
-    }
-    let mutation = match parse(input) {
-        Ok(mutation) => mutation,
-        Err(error) => return reject(store, user, key, input, "validation_failed", &error.to_string()).await,
+    let data = input.data_json().map_err(|e| ApiError::Internal(e.into()))?;
+    let delivery = Delivery { key: ReceiptKey { device, mutation_id: input.mutation_id() }, data: data.clone() };
+    let outcome = match missing_blob(state, user, mutation).await? {
+        Some(message) => {
+            let rejection =
+                Rejection { kind: mutation.kind(), material_id: mutation.material_id(), data, code: RejectionCode::NotFound, message };
+            state.store.reject(user, rejection, now(), delivery).await?
+        }
+        None => state.store.apply_delivered(user, mutation, now(), delivery).await?,
     };
-    let overridden = stale_delete_snapshot(store, user, input, &mutation).await?;
-    match store.apply_with_receipt(user, &mutation, now(), Some(key)).await {
-        Ok(applied) => {
+    Ok(match outcome {
+        Outcome::Applied(applied) => {
             if applied.changed {
-                bus.publish(user, applied.library_version);
+                state.bus.publish(user, applied.library_version);
             }
-            if let (Some(rejection), true) = (overridden, applied.changed) {
-                // Delete wins, but the edits it overrode stay restorable in the dead-letter list.
-                store.reject(user, None, &rejection, now()).await?;
-            }
-            let receipt = shelf_store::receipt_for(input.mutation_id, &applied)?;
-            let status = receipt.status.clone();
-            let mut result = view(receipt, &status);
-            if applied.merged {
-                let conflicts: Vec<shelf_api::ConflictView> = applied.conflicts.iter().map(Into::into).collect();
-                result.conflict = serde_json::to_value(conflicts).ok();
-            }
-            Ok(result)
+            applied_view(input.mutation_id(), &applied)
         }
-        Err(StoreError::DuplicateMutation) => {
-            let receipt = store.receipt(key).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("receipt vanished")))?;
-            Ok(view(receipt, "duplicate"))
-        }
-        Err(StoreError::Plan(error)) => {
-            let code = match &error {
-                PlanError::MaterialNotFound if store.material_deleted(user, mutation.material_id()).await? => "deleted",
-                PlanError::MaterialNotFound | PlanError::ProgressNotFound | PlanError::ConflictNotFound => "not_found",
-                PlanError::MaterialExists => "material_exists",
-                PlanError::TooManyTags => "validation_failed",
-                PlanError::EditConflict(_) => "edit_conflict",
-            };
-            let message = if code == "deleted" {
-                "the material was deleted on another device; the edit is kept here to restore".to_owned()
-            } else {
-                error.to_string()
-            };
-            reject(store, user, key, input, code, &message).await
-        }
-        Err(other) => Err(other.into()),
-    }
+        Outcome::Rejected(receipt) => receipt_view(&receipt, MutationStatus::Rejected),
+        Outcome::Duplicate(receipt) => receipt_view(&receipt, MutationStatus::Duplicate),
+    })
 }
 
-/// For a delete made before the device saw later edits of the material: the material as it is
-/// now, to keep in the dead-letter list (code `deleted`) once the delete has won.
-async fn stale_delete_snapshot(
-    store: &dyn Store,
-    user: UserId,
-    input: &MutationInput,
-    mutation: &LibraryMutation,
-) -> ApiResult<Option<Rejection>> {
-    let (LibraryMutation::DeleteMaterial { id }, Some(base)) = (mutation, input.base_version) else { return Ok(None) };
-    let Some((material, progress)) = store.material(user, *id).await? else { return Ok(None) };
-    if material.version.0 <= base {
+/// An attachment can only point at a blob the user holds, with its size: otherwise the mutation
+/// is rejected with this message (the device uploads first and sends a new mutation).
+async fn missing_blob(state: &AppState, user: UserId, mutation: &LibraryMutation) -> ApiResult<Option<String>> {
+    let LibraryMutation::AddAttachment { attachment, .. } = mutation else { return Ok(None) };
+    let held = crate::service::attachments::held_blob_size(state, user, &attachment.sha256).await?;
+    if held == Some(attachment.size) {
         return Ok(None);
     }
-    let mut data = serde_json::json!({"title": material.title, "body": material.body, "tags": material.tags});
-    if let Some(p) = progress {
-        data["progress"] = serde_json::json!({"percentComplete": p.percent_complete, "position": p.position, "completed": p.completed});
-    }
-    Ok(Some(Rejection {
-        mutation_type: "material.create".into(),
-        material_id: *id,
-        data: data.to_string(),
-        code: "deleted".into(),
-        message: "edits made on another device after this device last synced were overridden by its delete; restore them from here".into(),
-    }))
-}
-
-async fn reject(
-    store: &dyn Store,
-    user: UserId,
-    key: ReceiptKey,
-    input: &MutationInput,
-    code: &str,
-    message: &str,
-) -> ApiResult<MutationResultView> {
-    let rejection = Rejection {
-        mutation_type: input.mutation_type.clone(),
-        material_id: MaterialId(input.id),
-        data: input.data.to_string(),
-        code: code.to_owned(),
-        message: message.to_owned(),
+    let message = match held {
+        None => "the file is not uploaded: upload it with tus, then attach it".to_owned(),
+        Some(size) => format!("the uploaded file has {size} bytes, not {}", attachment.size),
     };
-    let receipt = store.reject(user, Some(key), &rejection, now()).await?;
-    let status = if receipt.code.as_deref() == Some(code) && receipt.status == "rejected" { "rejected" } else { "duplicate" };
-    Ok(view(receipt, status))
+    Ok(Some(message))
 }
 
-fn view(receipt: Receipt, status: &str) -> MutationResultView {
+fn applied_view(mutation_id: i64, applied: &Applied) -> MutationResultView {
+    MutationResultView {
+        mutation_id,
+        status: if applied.merged { MutationStatus::Merged } else { MutationStatus::Applied },
+        library_version: applied.library_version.0,
+        code: None,
+        message: None,
+        conflict: applied.conflicts.iter().map(Into::into).collect(),
+    }
+}
+
+fn receipt_view(receipt: &Receipt, status: MutationStatus) -> MutationResultView {
     MutationResultView {
         mutation_id: receipt.mutation_id,
-        status: status.to_owned(),
+        status,
         library_version: receipt.library_version.0,
-        code: receipt.code,
-        message: receipt.message,
-        conflict: receipt.detail.and_then(|d| serde_json::from_str(&d).ok()),
+        code: receipt.code.map(ErrorCode::from),
+        message: receipt.message.clone(),
+        conflict: receipt.conflicts.iter().map(Into::into).collect(),
     }
 }
 
-fn data<T: serde::de::DeserializeOwned>(value: &Value) -> ApiResult<T> {
-    let value = if value.is_null() { Value::Object(Default::default()) } else { value.clone() };
-    serde_json::from_value(value).map_err(|e| ApiError::Validation(shelf_core::ValidationError::new("data", e.to_string())))
+fn base_version(raw: Option<i64>) -> Result<Option<LibraryVersion>, ValidationError> {
+    match raw {
+        Some(v) if v < 0 => Err(ValidationError::new("baseVersion", "must be 0 or a library version")),
+        other => Ok(other.map(LibraryVersion)),
+    }
 }
 
-/// Turns one queued mutation into the domain mutation; same validation as the REST routes.
-fn parse(input: &MutationInput) -> ApiResult<LibraryMutation> {
-    let id = MaterialId(input.id);
-    let base_version = input.base_version.map(LibraryVersion);
-    Ok(match input.mutation_type.as_str() {
-        "material.create" => {
-            let mut request: CreateMaterialRequest = data(&input.data)?;
-            request.id = Some(input.id);
-            parse_create(&request)?
+/// A conflict resolution as the domain takes it; `custom` needs a value.
+pub fn parse_resolution(resolution: ResolutionView, value: Option<&str>) -> Result<Resolution, ValidationError> {
+    Ok(match (resolution, value) {
+        (ResolutionView::Server, _) => Resolution::KeepServer,
+        (ResolutionView::Device, _) => Resolution::TakeDevice,
+        (ResolutionView::Custom, Some(value)) => Resolution::Custom(shelf_core::MaterialBody::parse(value)?.as_str().to_owned()),
+        (ResolutionView::Custom, None) => return Err(ValidationError::new("value", "a custom resolution needs a value")),
+    })
+}
+
+/// Turns one queued mutation into the domain mutation; the same validation as the REST routes.
+fn parse(input: &MutationInput) -> Result<LibraryMutation, ValidationError> {
+    if input.mutation_id() < 1 {
+        return Err(ValidationError::new("mutationId", "must be 1 or more"));
+    }
+    let id = MaterialId(input.id());
+    let base_version = base_version(input.base_version())?;
+    let api = |e: ApiError| match e {
+        ApiError::Validation(v) => v,
+        other => ValidationError::new("data", other.to_string()),
+    };
+    Ok(match input {
+        MutationInput::MaterialCreate(e) => {
+            let d = &e.data;
+            parse_create_fields(id, &d.title, &d.body, &d.tags, d.progress.as_ref()).map_err(api)?
         }
-        "material.update" => {
-            let request: UpdateMaterialRequest = data(&input.data)?;
-            let mut mutation = parse_update(id, &request)?;
+        MutationInput::MaterialUpdate(e) => {
+            let mut mutation = parse_update(id, &e.data).map_err(api)?;
             if let LibraryMutation::UpdateMaterial { base_version: base, on_conflict, .. } = &mut mutation {
                 *base = base_version;
                 *on_conflict = OnConflict::Record;
             }
             mutation
         }
-        "material.delete" => LibraryMutation::DeleteMaterial { id },
-        "progress.set" => {
-            let request: ProgressInput = data(&input.data)?;
-            LibraryMutation::SetProgress { material_id: id, update: parse_progress(&request)?, base_version }
+        MutationInput::MaterialDelete(_) => LibraryMutation::DeleteMaterial { id, base_version },
+        MutationInput::ProgressSet(e) => {
+            LibraryMutation::SetProgress { material_id: id, update: parse_progress(&e.data).map_err(api)?, base_version }
         }
-        "progress.delete" => LibraryMutation::DeleteProgress { material_id: id },
-        "tags.add" | "tags.remove" => {
-            let request: TagsInput = data(&input.data)?;
-            let tags = Tags::parse(&request.tags)?;
-            if input.mutation_type == "tags.add" {
-                LibraryMutation::AddTags { id, tags }
-            } else {
-                LibraryMutation::RemoveTags { id, tags }
+        MutationInput::ProgressDelete(_) => LibraryMutation::DeleteProgress { material_id: id },
+        MutationInput::TagsAdd(e) => LibraryMutation::AddTags { id, tags: Tags::parse(&e.data.tags)? },
+        MutationInput::TagsRemove(e) => LibraryMutation::RemoveTags { id, tags: Tags::parse(&e.data.tags)? },
+        MutationInput::ConflictResolve(e) => LibraryMutation::ResolveConflict {
+            id,
+            conflict_id: e.data.conflict_id,
+            resolution: parse_resolution(e.data.resolution, e.data.value.as_deref())?,
+        },
+        MutationInput::AttachmentAdd(e) => {
+            let d = &e.data;
+            if d.size < 0 {
+                return Err(ValidationError::new("size", "must be 0 or more"));
             }
+            let attachment = NewAttachment {
+                id: d.attachment_id,
+                sha256: Sha256Hex::parse(&d.sha256)?,
+                filename: FileName::parse(&d.filename)?,
+                content_type: ContentType::parse(&d.content_type)?,
+                size: d.size,
+            };
+            LibraryMutation::AddAttachment { material_id: id, attachment }
         }
-        other => {
-            return Err(shelf_core::ValidationError::new("type", format!("unknown mutation type {other:?}")).into());
-        }
+        MutationInput::AttachmentRemove(e) => LibraryMutation::RemoveAttachment { material_id: id, attachment_id: e.data.attachment_id },
     })
 }

@@ -31,7 +31,7 @@ async fn at4_local_garbage_collection_keeps_only_referenced_blobs(backend: Backe
     garbage_collection(TestServer::start(backend).await).await;
 }
 
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
@@ -77,7 +77,7 @@ async fn offset(server: &TestServer, user: &TestUser, location: &str) -> u64 {
 }
 
 /// Uploads `bytes` completely and returns their SHA-256.
-async fn upload(server: &TestServer, user: &TestUser, bytes: &[u8]) -> String {
+pub(crate) async fn upload(server: &TestServer, user: &TestUser, bytes: &[u8]) -> String {
     let sha = sha256_hex(bytes);
     let created = create_upload(server, user, bytes.len(), &sha).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);

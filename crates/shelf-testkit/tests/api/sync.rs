@@ -47,20 +47,34 @@ async fn sy11_rejections_are_dead_lettered_and_the_queue_goes_on(backend: Backen
     let gone = server.create_material(&user.token, "to delete").await["id"].as_str().unwrap().to_owned();
     server.delete(&format!("/api/materials/{gone}"), &user.token).await;
     let new_id = uuid::Uuid::new_v4();
-    let batch = json!({"mutations": [
+    // A batch that breaks the protocol is a client bug: refused whole, nothing applied.
+    for (broken, code) in [
+        (json!({"mutationId": 3, "type": "material.create", "id": new_id, "baseVersion": 2, "data": {"title": ""}}), "validation_failed"),
+        (json!({"mutationId": 4, "type": "material.teleport", "id": new_id, "baseVersion": 2}), "invalid_json"),
+        (json!({"mutationId": 4, "type": "material.delete", "id": new_id, "baseVersion": -5}), "validation_failed"),
+        (json!({"mutationId": 4, "type": "", "id": new_id}), "invalid_json"),
+    ] {
+        let batch = json!({"mutations": [{"mutationId": 9, "type": "material.create", "id": new_id, "data": {"title": "x"}}, broken]});
+        let reply = server.post("/api/library/mutations", &user.token, batch).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, code), "{:?}", reply.body);
+    }
+    let future = server.post("/api/library/mutations", &user.token, json!({"protocolVersion": 2, "mutations": []})).await;
+    assert_eq!((future.status, future.code()), (StatusCode::BAD_REQUEST, "unsupported_protocol"));
+    assert_eq!(server.library_version(&user.token).await, 3, "nothing of a refused batch applied");
+    // Mutations that do not fit the library's state are rejected one by one; the rest applies.
+    let batch = json!({"protocolVersion": 1, "mutations": [
         {"mutationId": 1, "type": "material.update", "id": gone, "baseVersion": 2, "data": {"title": "edited offline"}},
         {"mutationId": 2, "type": "material.update", "id": uuid::Uuid::new_v4(), "baseVersion": 2, "data": {"title": "never existed"}},
-        {"mutationId": 3, "type": "material.create", "id": new_id, "baseVersion": 2, "data": {"title": ""}},
-        {"mutationId": 4, "type": "material.teleport", "id": new_id, "baseVersion": 2},
         {"mutationId": 5, "type": "material.create", "id": new_id, "baseVersion": 2, "data": {"title": "fine"}},
+        {"mutationId": 6, "type": "material.create", "id": new_id, "baseVersion": 2, "data": {"title": "twice"}},
     ]});
     let reply = server.post("/api/library/mutations", &user.token, batch).await;
-    assert_eq!(statuses(&reply.body), ["rejected", "rejected", "rejected", "rejected", "applied"]);
+    assert_eq!(statuses(&reply.body), ["rejected", "rejected", "applied", "rejected"]);
     let codes: Vec<&str> = reply.body["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap_or("")).collect();
-    assert_eq!(codes, ["deleted", "not_found", "validation_failed", "validation_failed", ""]);
+    assert_eq!(codes, ["deleted", "not_found", "", "material_exists"]);
     let dead = server.get("/api/library/rejected", &user.token).await;
     let items = dead.body["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 3);
     let deleted = items.iter().find(|i| i["code"] == "deleted").unwrap();
     assert_eq!((deleted["data"]["title"].as_str(), deleted["materialId"].as_str()), (Some("edited offline"), Some(gone.as_str())));
     assert_eq!(deleted["type"], "material.update");
@@ -72,7 +86,7 @@ async fn sy11_rejections_are_dead_lettered_and_the_queue_goes_on(backend: Backen
     let kept = server.create_material(&user.token, "edited elsewhere").await["id"].as_str().unwrap().to_owned();
     let base = server.library_version(&user.token).await;
     server.patch(&format!("/api/materials/{kept}"), &user.token, json!({"body": "new work"})).await;
-    let delete = json!({"mutations": [{"mutationId": 6, "type": "material.delete", "id": kept, "baseVersion": base}]});
+    let delete = json!({"mutations": [{"mutationId": 7, "type": "material.delete", "id": kept, "baseVersion": base}]});
     let reply = server.post("/api/library/mutations", &user.token, delete).await;
     assert_eq!(statuses(&reply.body), ["applied"]);
     assert_eq!(server.get(&format!("/api/materials/{kept}"), &user.token).await.status, StatusCode::NOT_FOUND);
@@ -100,19 +114,23 @@ async fn sy12_concurrent_edits_merge_or_become_resolvable_conflicts(backend: Bac
     assert_eq!(statuses(&phone_edit.body), ["merged"]);
     let conflicts = phone_edit.body["results"][0]["conflict"].as_array().unwrap().clone();
     assert_eq!(conflicts.len(), 1);
-    assert_eq!((conflicts[0]["field"].as_str(), conflicts[0]["deviceValue"].as_str()), (Some("title"), Some("Bio")));
+    assert_eq!(conflicts[0]["field"], "title");
+    assert!(conflicts[0].get("deviceValue").is_none(), "results carry conflict summaries, not texts");
     let material = server.get(&format!("/api/materials/{id}"), &laptop).await.body;
     assert_eq!(material["body"], "tissues\nRNA\n", "edits to different lines both survive");
     assert_eq!(material["title"], "Biology 101", "the server's title stays");
     assert_eq!(material["conflicts"].as_array().unwrap().len(), 1);
     let feed = server.get("/api/library/changes?since=3", &laptop).await.body;
-    assert_eq!(feed["changes"][0]["data"]["conflicts"][0]["deviceValue"], "Bio", "conflicts travel in the feed");
+    assert_eq!(feed["changes"][0]["data"]["conflicts"][0]["id"], conflicts[0]["id"], "conflicts travel in the feed");
 
     let listed = server.get(&format!("/api/materials/{id}/conflicts"), &laptop).await.body;
+    assert_eq!((listed[0]["deviceValue"].as_str(), listed[0]["serverValue"].as_str()), (Some("Bio"), Some("Biology 101")));
     let conflict_id = listed[0]["id"].as_str().unwrap().to_owned();
     let resolve_path = format!("/api/materials/{id}/conflicts/{conflict_id}/resolve");
     let bad = server.post(&resolve_path, &laptop, json!({"resolution": "maybe"})).await;
-    assert_eq!(bad.code(), "validation_failed");
+    assert_eq!(bad.code(), "invalid_json");
+    let empty = server.post(&resolve_path, &laptop, json!({"resolution": "custom", "value": " "})).await;
+    assert_eq!(empty.code(), "validation_failed", "a custom title must still be a valid title");
     let resolved = server.post(&resolve_path, &laptop, json!({"resolution": "device"})).await;
     assert_eq!(resolved.status, StatusCode::OK, "{:?}", resolved.body);
     assert_eq!((resolved.body["title"].as_str(), resolved.body["conflicts"].clone()), (Some("Bio"), json!([])));

@@ -1,0 +1,387 @@
+//! The write path's primitives on PostgreSQL, and the runner of its attempts.
+//!
+//! The user's row lock (`SELECT … FOR UPDATE` on `users`) is the first lock every library write
+//! takes, so one user's writers queue there and never reach rows in different orders (a detach
+//! racing a material delete used to deadlock); other users' writers are not blocked.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shelf_core::{
+    Attachment, ChangeKind, ChangeOp, Conflict, ConflictField, LibraryVersion, Material, MaterialBase, MaterialId, MergeBudget,
+    Progress, UserId,
+};
+use shelf_store::write::{attempt, Attempt, Job, Prepared, WriteBackend, WriteTx};
+use shelf_store::{Receipt, ReceiptKey, Rejection, StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{db_err, rows};
+
+/// Runs attempts on the pool, one transaction each.
+#[derive(Clone)]
+pub struct Writer {
+    pub pool: PgPool,
+}
+
+#[async_trait]
+impl WriteBackend for Writer {
+    async fn attempt(&self, job: Arc<Job>, prepared: Option<Arc<Prepared>>, budget: MergeBudget) -> StoreResult<Attempt> {
+        let mut tx = PgWriteTx { tx: self.pool.begin().await.map_err(db_err)? };
+        let result = attempt(&mut tx, &job, prepared.as_deref(), budget).await?;
+        if matches!(result, Attempt::Done(_)) {
+            tx.tx.commit().await.map_err(db_err)?;
+        }
+        // Otherwise the transaction is dropped: rolled back, the user's lock released.
+        Ok(result)
+    }
+}
+
+/// One open write transaction.
+pub struct PgWriteTx {
+    pub tx: Transaction<'static, Postgres>,
+}
+
+fn conflict(row: &PgRow) -> StoreResult<Conflict> {
+    let field: String = row.try_get("field").map_err(db_err)?;
+    Ok(Conflict {
+        id: row.try_get("id").map_err(db_err)?,
+        field: ConflictField::parse(&field).ok_or_else(|| StoreError::backend(std::io::Error::other(format!("corrupt conflict field {field:?}"))))?,
+        server_value: row.try_get("server_value").map_err(db_err)?,
+        device_value: row.try_get("device_value").map_err(db_err)?,
+        base_version: row.try_get("base_version").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+pub(crate) const CONFLICT_COLUMNS: &str = "id, field, server_value, device_value, base_version, created_at";
+
+impl WriteTx for PgWriteTx {
+    async fn lock_user(&mut self, user: UserId) -> StoreResult<LibraryVersion> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT library_version FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
+    }
+
+    async fn material_and_progress(&mut self, user: UserId, id: MaterialId) -> StoreResult<(Option<Material>, Option<Progress>)> {
+        let row = sqlx::query(
+            "SELECT m.id, m.title, m.body, m.tags, m.created_at, m.updated_at, m.version, m.conflicts,
+                 p.material_id AS p_material_id, p.percent_complete AS p_percent_complete, p.position AS p_position,
+                 p.study_seconds AS p_study_seconds, p.completed AS p_completed, p.last_studied_at AS p_last_studied_at,
+                 p.version AS p_version
+             FROM (SELECT $1::uuid AS user_id, $2::uuid AS id) k
+             LEFT JOIN materials m ON m.user_id = k.user_id AND m.id = k.id
+             LEFT JOIN progress p ON p.user_id = k.user_id AND p.material_id = k.id",
+        )
+        .bind(user.0)
+        .bind(id.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        let material = match row.try_get::<Option<Uuid>, _>("id").map_err(db_err)? {
+            Some(_) => Some(rows::material(&row, "")?),
+            None => None,
+        };
+        let progress = match row.try_get::<Option<Uuid>, _>("p_material_id").map_err(db_err)? {
+            Some(_) => Some(rows::progress(&row, "p_")?),
+            None => None,
+        };
+        Ok((material, progress))
+    }
+
+    async fn attachments(&mut self, user: UserId, material: MaterialId, only: Option<Uuid>) -> StoreResult<Vec<Attachment>> {
+        let rows = match only {
+            Some(id) => sqlx::query("SELECT * FROM attachments WHERE user_id = $1 AND id = $2").bind(user.0).bind(id),
+            None => sqlx::query("SELECT * FROM attachments WHERE user_id = $1 AND material_id = $2 ORDER BY created_at, id")
+                .bind(user.0)
+                .bind(material.0),
+        }
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|row| crate::attachments::attachment(row, "")).collect()
+    }
+
+    async fn tombstone_exists(&mut self, user: UserId, material: MaterialId) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM library_changes WHERE user_id = $1 AND kind = 'material' AND entity_id = $2 AND op = 'delete'",
+        )
+        .bind(user.0)
+        .bind(material.0)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn merge_base(&mut self, user: UserId, material: MaterialId, version: LibraryVersion) -> StoreResult<Option<MaterialBase>> {
+        let row = sqlx::query(
+            "SELECT title, body, tags FROM material_revisions
+             WHERE user_id = $1 AND material_id = $2 AND version <= $3 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(user.0)
+        .bind(material.0)
+        .bind(version.0)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        row.map(|row| {
+            Ok(MaterialBase {
+                title: row.try_get("title").map_err(db_err)?,
+                body: row.try_get("body").map_err(db_err)?,
+                tags: row.try_get::<Json<Vec<String>>, _>("tags").map_err(db_err)?.0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn conflict(&mut self, user: UserId, material: MaterialId, id: Uuid) -> StoreResult<Option<Conflict>> {
+        let row = sqlx::query(&format!("SELECT {CONFLICT_COLUMNS} FROM material_conflicts WHERE user_id = $1 AND material_id = $2 AND id = $3"))
+            .bind(user.0)
+            .bind(material.0)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(conflict).transpose()
+    }
+
+    async fn receipt(&mut self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
+        crate::sync::receipt(&mut *self.tx, user, key).await
+    }
+
+    async fn own_latest_write(&mut self, user: UserId, key: ReceiptKey, material: MaterialId) -> StoreResult<Option<LibraryVersion>> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(library_version) FROM mutation_receipts
+             WHERE user_id = $1 AND device_id = $2 AND material_id = $3 AND status IN ('applied', 'merged')",
+        )
+        .bind(user.0)
+        .bind(key.device.0)
+        .bind(material.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(version.map(LibraryVersion))
+    }
+
+    async fn set_version(&mut self, user: UserId, version: LibraryVersion) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET library_version = $1 WHERE id = $2")
+            .bind(version.0)
+            .bind(user.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_change(&mut self, user: UserId, (kind, id, op): (ChangeKind, Uuid, ChangeOp), version: LibraryVersion, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO library_changes (user_id, kind, entity_id, version, op, changed_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (user_id, kind, entity_id) DO UPDATE SET version = excluded.version, op = excluded.op,
+                 changed_at = excluded.changed_at",
+        )
+        .bind(user.0)
+        .bind(kind.as_str())
+        .bind(id)
+        .bind(version.0)
+        .bind(op.as_str())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn upsert_material(&mut self, user: UserId, m: &Material) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
+                 tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
+                 conflicts = excluded.conflicts",
+        )
+        .bind(user.0)
+        .bind(m.id.0)
+        .bind(&m.title)
+        .bind(&m.body)
+        .bind(Json(&m.tags))
+        .bind(m.created_at)
+        .bind(m.updated_at)
+        .bind(m.version.0)
+        .bind(Json(&m.conflicts))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(user.0)
+        .bind(m.id.0)
+        .bind(m.version.0)
+        .bind(&m.title)
+        .bind(&m.body)
+        .bind(Json(&m.tags))
+        .bind(m.updated_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_material(&mut self, user: UserId, id: MaterialId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM materials WHERE user_id = $1 AND id = $2")
+            .bind(user.0)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn upsert_progress(&mut self, user: UserId, p: &Progress) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO progress (user_id, material_id, percent_complete, position, study_seconds, completed, last_studied_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (user_id, material_id) DO UPDATE SET percent_complete = excluded.percent_complete,
+                 position = excluded.position, study_seconds = excluded.study_seconds, completed = excluded.completed,
+                 last_studied_at = excluded.last_studied_at, version = excluded.version",
+        )
+        .bind(user.0)
+        .bind(p.material_id.0)
+        .bind(p.percent_complete)
+        .bind(&p.position)
+        .bind(p.study_seconds)
+        .bind(p.completed)
+        .bind(p.last_studied_at)
+        .bind(p.version.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_progress(&mut self, user: UserId, material: MaterialId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM progress WHERE user_id = $1 AND material_id = $2")
+            .bind(user.0)
+            .bind(material.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_attachment(&mut self, user: UserId, a: &Attachment) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO attachments (user_id, id, material_id, sha256, filename, content_type, size, created_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(user.0)
+        .bind(a.id)
+        .bind(a.material_id.0)
+        .bind(&a.sha256)
+        .bind(&a.filename)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(a.created_at)
+        .bind(a.version.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_attachment(&mut self, user: UserId, id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM attachments WHERE user_id = $1 AND id = $2")
+            .bind(user.0)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_conflict(&mut self, user: UserId, material: MaterialId, c: &Conflict) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO material_conflicts (user_id, material_id, id, field, server_value, device_value, base_version, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(user.0)
+        .bind(material.0)
+        .bind(c.id)
+        .bind(c.field.as_str())
+        .bind(&c.server_value)
+        .bind(&c.device_value)
+        .bind(c.base_version)
+        .bind(c.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn take_conflict(&mut self, user: UserId, material: MaterialId, id: Uuid) -> StoreResult<Option<Conflict>> {
+        let row = sqlx::query(&format!(
+            "DELETE FROM material_conflicts WHERE user_id = $1 AND material_id = $2 AND id = $3 RETURNING {CONFLICT_COLUMNS}"
+        ))
+        .bind(user.0)
+        .bind(material.0)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(conflict).transpose()
+    }
+
+    async fn insert_rejection(&mut self, user: UserId, key: Option<ReceiptKey>, r: &Rejection, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rejected_mutations (user_id, id, device_id, mutation_id, mutation_type, material_id, data, code, message, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(user.0)
+        .bind(Uuid::now_v7())
+        .bind(key.map(|k| k.device.0))
+        .bind(key.map(|k| k.mutation_id))
+        .bind(r.kind.as_str())
+        .bind(r.material_id.0)
+        .bind(&r.data)
+        .bind(r.code.as_str())
+        .bind(&r.message)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_receipt(&mut self, user: UserId, key: ReceiptKey, material: MaterialId, receipt: &Receipt, now: OffsetDateTime) -> StoreResult<()> {
+        let detail = if receipt.conflicts.is_empty() { None } else { Some(serde_json::to_string(&receipt.conflicts).map_err(StoreError::backend)?) };
+        let result = sqlx::query(
+            "INSERT INTO mutation_receipts (user_id, device_id, mutation_id, material_id, status, library_version, code, message, detail, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(user.0)
+        .bind(key.device.0)
+        .bind(key.mutation_id)
+        .bind(material.0)
+        .bind(receipt.status.as_str())
+        .bind(receipt.library_version.0)
+        .bind(receipt.code.map(|c| c.as_str()))
+        .bind(&receipt.message)
+        .bind(detail)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::DuplicateMutation),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+}
