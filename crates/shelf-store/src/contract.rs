@@ -13,6 +13,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{NewSession, Store, StoreError};
 
+pub use crate::contract_uploads::{
+    at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
+    at7_quota_counts_stored_blobs_and_uploads_in_flight, at7_racing_creations_reserve_atomically,
+};
+
 fn now() -> OffsetDateTime {
     shelf_core::truncate_to_micros(OffsetDateTime::now_utc())
 }
@@ -369,12 +374,20 @@ macro_rules! contract_tests {
             iso1_users_are_isolated,
             au1_sessions_resolve_until_revoked_or_expired,
             au7_stream_tickets_are_single_use,
-            sy9_receipts_bases_and_dead_letters
+            sy9_receipts_bases_and_dead_letters,
+            at4_collection_and_backfill_of_stored_blobs,
+            at6_one_writer_per_upload_until_its_lease_lapses,
+            at7_quota_counts_stored_blobs_and_uploads_in_flight
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
             let (store, _guard) = $fresh().await;
             $crate::contract::lv4_concurrent_writers_never_gap_or_duplicate(std::sync::Arc::new(store)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn at7_racing_creations_reserve_atomically() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::at7_racing_creations_reserve_atomically(std::sync::Arc::new(store)).await;
         }
     };
     (@each $fresh:path, $($name:ident),+) => {
