@@ -13,3 +13,4 @@ mod isolation;
 mod materials;
 mod realtime;
 mod sync;
+mod uploads;
