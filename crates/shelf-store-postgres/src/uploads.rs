@@ -102,29 +102,20 @@ pub async fn claim_upload(pool: &PgPool, user: UserId, id: Uuid, lease: UploadLe
 }
 
 pub async fn renew_upload(pool: &PgPool, id: Uuid, token: Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE uploads SET upload_offset = $1, lease_until = $2 WHERE id = $3 AND lease_token = $4")
-        .bind(db_size(offset)?)
-        .bind(until)
-        .bind(id)
-        .bind(token)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
+    let sql = "UPDATE uploads SET upload_offset = $1, lease_until = $2 WHERE id = $3 AND lease_token = $4";
+    update_held(pool, sql, offset, until, id, token).await
 }
 
 pub async fn release_upload(pool: &PgPool, id: Uuid, token: Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE uploads SET upload_offset = $1, updated_at = $2, lease_token = NULL, lease_until = NULL
-         WHERE id = $3 AND lease_token = $4",
-    )
-    .bind(db_size(offset)?)
-    .bind(now)
-    .bind(id)
-    .bind(token)
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+    let sql = "UPDATE uploads SET upload_offset = $1, updated_at = $2, lease_token = NULL, lease_until = NULL
+               WHERE id = $3 AND lease_token = $4";
+    update_held(pool, sql, offset, now, id, token).await
+}
+
+/// Runs `sql` (binding offset, a time, id, token) on the upload `token` holds; false when
+/// `token` holds none.
+async fn update_held(pool: &PgPool, sql: &str, offset: u64, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
+    let done = sqlx::query(sql).bind(db_size(offset)?).bind(at).bind(id).bind(token).execute(pool).await.map_err(db_err)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -90,29 +90,20 @@ pub async fn claim_upload(pool: &SqlitePool, user: UserId, id: Uuid, lease: Uplo
 }
 
 pub async fn renew_upload(pool: &SqlitePool, id: Uuid, token: Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE uploads SET upload_offset = ?, lease_until = ? WHERE id = ? AND lease_token = ?")
-        .bind(db_size(offset)?)
-        .bind(micros(until))
-        .bind(id)
-        .bind(token)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
+    let sql = "UPDATE uploads SET upload_offset = ?, lease_until = ? WHERE id = ? AND lease_token = ?";
+    update_held(pool, sql, offset, until, id, token).await
 }
 
 pub async fn release_upload(pool: &SqlitePool, id: Uuid, token: Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE uploads SET upload_offset = ?, updated_at = ?, lease_token = NULL, lease_until = NULL
-         WHERE id = ? AND lease_token = ?",
-    )
-    .bind(db_size(offset)?)
-    .bind(micros(now))
-    .bind(id)
-    .bind(token)
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+    let sql = "UPDATE uploads SET upload_offset = ?, updated_at = ?, lease_token = NULL, lease_until = NULL
+               WHERE id = ? AND lease_token = ?";
+    update_held(pool, sql, offset, now, id, token).await
+}
+
+/// Runs `sql` (binding offset, a time, id, token) on the upload `token` holds; false when
+/// `token` holds none.
+async fn update_held(pool: &SqlitePool, sql: &str, offset: u64, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
+    let done = sqlx::query(sql).bind(db_size(offset)?).bind(micros(at)).bind(id).bind(token).execute(pool).await.map_err(db_err)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -28,21 +28,35 @@ fn probed_limits() -> ServerSettings {
     ServerSettings { max_file_size: 2 * MIB as u64, user_quota: 3 * MIB as u64, ..Default::default() }
 }
 
-type Sender = mpsc::Sender<Result<bytes::Bytes, std::io::Error>>;
+/// The attacker's first PATCH: 2 MiB declared, 256 KiB sent and staged, then paused with the
+/// request still open; the test feeds the rest (or more) through `sender`.
+struct PausedWriter {
+    user: TestUser,
+    bytes: Vec<u8>,
+    sha: String,
+    location: String,
+    sender: mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    reply: tokio::task::JoinHandle<Reply>,
+}
 
-/// Starts a PATCH whose body the test feeds chunk by chunk: the attacker's paused request.
-fn paused_patch(server: &TestServer, user: &TestUser, location: &str) -> (Sender, tokio::task::JoinHandle<Reply>) {
-    let (sender, body) = mpsc::channel(4);
+async fn paused_writer(server: &TestServer, seed: u8) -> PausedWriter {
+    let user = server.user().await;
+    let bytes = content(2 * MIB, seed);
+    let sha = sha256_hex(&bytes);
+    let location = create_upload(server, &user, bytes.len(), &sha).await.headers["location"].to_str().unwrap().to_owned();
+    let (mut sender, body) = mpsc::channel(4);
     let request = server
         .client
-        .patch(server.url(location))
+        .patch(server.url(&location))
         .bearer_auth(&user.token)
         .header("tus-resumable", "1.0.0")
         .header("upload-offset", "0")
         .header("content-type", "application/offset+octet-stream")
         .body(reqwest::Body::wrap_stream(body));
     let reply = tokio::spawn(async move { shelf_testkit::Api::reply(request.send().await.unwrap()).await });
-    (sender, reply)
+    sender.send(Ok(bytes::Bytes::copy_from_slice(&bytes[..256 * 1024]))).await.unwrap();
+    wait_for_writer(server, &user, &location, 256 * 1024).await;
+    PausedWriter { user, bytes, sha, location, sender, reply }
 }
 
 fn upload_id(location: &str) -> uuid::Uuid {
@@ -64,14 +78,18 @@ async fn wait_for_writer(server: &TestServer, user: &TestUser, location: &str, b
     panic!("the first PATCH never became the writer");
 }
 
-/// Attaches the blob to a new material and returns the SHA-256 of what downloads.
-async fn attach_and_download(server: &TestServer, user: &TestUser, sha: &str, size: usize) -> String {
+/// Attaches the blob to a new material; returns the attachment's download URL.
+async fn attach_to_new_material(server: &TestServer, user: &TestUser, sha: &str, content_type: &str, size: usize) -> String {
     let material = server.create_material(&user.token, "Upload").await["id"].as_str().unwrap().to_owned();
-    let attach = json!({"sha256": sha, "filename": "f.bin", "contentType": "application/octet-stream", "size": size});
+    let attach = json!({"sha256": sha, "filename": "f.bin", "contentType": content_type, "size": size});
     let attached = server.post(&format!("/api/materials/{material}/attachments"), &user.token, attach).await;
     assert_eq!(attached.status, StatusCode::CREATED, "{:?}", attached.body);
-    let id = attached.body["id"].as_str().unwrap();
-    let url = server.url(&format!("/api/materials/{material}/attachments/{id}/content"));
+    server.url(&format!("/api/materials/{material}/attachments/{}/content", attached.body["id"].as_str().unwrap()))
+}
+
+/// Attaches the blob and returns the SHA-256 of what downloads.
+async fn attach_and_download(server: &TestServer, user: &TestUser, sha: &str, size: usize) -> String {
+    let url = attach_to_new_material(server, user, sha, "application/octet-stream", size).await;
     let bytes = server.client.get(url).bearer_auth(&user.token).send().await.unwrap().bytes().await.unwrap();
     sha256_hex(&bytes)
 }
@@ -81,13 +99,7 @@ async fn attach_and_download(server: &TestServer, user: &TestUser, sha: &str, si
 /// exactly the declared file.
 async fn at6_a_second_patch_is_locked_out_and_the_blob_hashes_to_its_name(backend: Backend) {
     let server = TestServer::start_with(backend, probed_limits()).await;
-    let user = server.user().await;
-    let bytes = content(2 * MIB, 11);
-    let sha = sha256_hex(&bytes);
-    let location = create_upload(&server, &user, bytes.len(), &sha).await.headers["location"].to_str().unwrap().to_owned();
-    let (mut first, first_reply) = paused_patch(&server, &user, &location);
-    first.send(Ok(bytes::Bytes::copy_from_slice(&bytes[..256 * 1024]))).await.unwrap();
-    wait_for_writer(&server, &user, &location, 256 * 1024).await;
+    let PausedWriter { user, bytes, sha, location, sender: mut first, reply: first_reply } = paused_writer(&server, 11).await;
 
     let reported = offset(&server, &user, &location).await;
     assert_eq!(reported, 0, "HEAD reports what the last finished PATCH stored");
@@ -114,13 +126,7 @@ async fn at6_a_second_patch_is_locked_out_and_the_blob_hashes_to_its_name(backen
 async fn at6_a_writer_whose_lease_lapsed_never_writes_again(backend: Backend) {
     let settings = ServerSettings { upload_lease: Duration::from_millis(300), ..probed_limits() };
     let server = TestServer::start_with(backend, settings).await;
-    let user = server.user().await;
-    let bytes = content(2 * MIB, 12);
-    let sha = sha256_hex(&bytes);
-    let location = create_upload(&server, &user, bytes.len(), &sha).await.headers["location"].to_str().unwrap().to_owned();
-    let (mut first, first_reply) = paused_patch(&server, &user, &location);
-    first.send(Ok(bytes::Bytes::copy_from_slice(&bytes[..256 * 1024]))).await.unwrap();
-    wait_for_writer(&server, &user, &location, 256 * 1024).await;
+    let PausedWriter { user, bytes, sha, location, sender: mut first, reply: first_reply } = paused_writer(&server, 12).await;
 
     // An empty PATCH claims the upload once the stalled writer's lease has lapsed.
     let mut probe = patch(&server, &user, &location, 0, Vec::new()).await;
@@ -224,13 +230,7 @@ async fn at9_downloads_are_sandboxed_and_tus_numbers_are_digits_only(backend: Ba
     let user = server.user().await;
     let bytes = b"<html><script>alert(1)</script></html>".to_vec();
     let sha = upload(&server, &user, &bytes).await;
-    let material = server.create_material(&user.token, "Page").await["id"].as_str().unwrap().to_owned();
-    let attach = json!({"sha256": sha, "filename": "page.html", "contentType": "text/html", "size": bytes.len()});
-    let id = server.post(&format!("/api/materials/{material}/attachments"), &user.token, attach).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let url = server.url(&format!("/api/materials/{material}/attachments/{id}/content"));
+    let url = attach_to_new_material(&server, &user, &sha, "text/html", bytes.len()).await;
     let page = server.client.get(&url).bearer_auth(&user.token).send().await.unwrap();
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     assert_eq!(page.headers()["content-security-policy"], "sandbox");
