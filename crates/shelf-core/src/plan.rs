@@ -34,6 +34,10 @@ pub struct EntityState {
     pub base: Option<MaterialBase>,
     /// The conflict a `ResolveConflict` names, with its texts.
     pub conflict: Option<Conflict>,
+    /// For `AddAttachment`: the size of the user's stored blob it names, if they hold it. Read
+    /// under the user's lock, like the collector that deletes unreferenced blobs, so a blob
+    /// cannot vanish between this check and the attachment row.
+    pub blob_size: Option<i64>,
 }
 
 /// How much merge work a plan may do, and what happens when it is not enough.
@@ -153,6 +157,8 @@ pub enum PlanError {
     AttachmentNotFound,
     #[error("an attachment with this id already exists")]
     AttachmentExists,
+    #[error("the file is not uploaded: upload it first, then attach it")]
+    BlobNotFound,
     #[error("a material has at most 50 tags")]
     TooManyTags,
     #[error(transparent)]
@@ -253,6 +259,14 @@ pub fn plan_mutation(
             existing()?;
             if state.attachments.iter().any(|a| a.id == attachment.id) {
                 return Err(PlanError::AttachmentExists);
+            }
+            match state.blob_size {
+                None => return Err(PlanError::BlobNotFound),
+                Some(size) if size != attachment.size => {
+                    let message = format!("the uploaded file has {size} bytes, not {}", attachment.size);
+                    return Err(PlanError::Invalid(ValidationError::new("size", message)));
+                }
+                Some(_) => {}
             }
             let mut plan = Plan::rows(Write::Unchanged, Write::Unchanged);
             plan.attachments.push(AttachmentWrite::Insert(Attachment {

@@ -338,10 +338,14 @@ fn attachments_are_added_removed_and_go_with_their_material() {
         size: 3,
     };
     let add = LibraryMutation::AddAttachment { material_id: id, attachment: attachment.clone() };
-    let plan = plan_at(st(Some(&existing), None, None), &add, NOW, V3).unwrap();
+    assert_eq!(plan_at(st(Some(&existing), None, None), &add, NOW, V3), Err(PlanError::BlobNotFound));
+    let held = EntityState { material: Some(existing.clone()), blob_size: Some(3), ..Default::default() };
+    let wrong_size = EntityState { blob_size: Some(4), ..held.clone() };
+    assert!(matches!(plan_at(wrong_size, &add, NOW, V3), Err(PlanError::Invalid(_))));
+    let plan = plan_at(held, &add, NOW, V3).unwrap();
     let [AttachmentWrite::Insert(stored)] = plan.attachments.as_slice() else { panic!() };
     assert_eq!((stored.version, stored.material_id, plan.material.is_unchanged()), (V3, id, true));
-    let with = EntityState { material: Some(existing.clone()), attachments: vec![stored.clone()], ..Default::default() };
+    let with = EntityState { material: Some(existing.clone()), attachments: vec![stored.clone()], blob_size: Some(3), ..Default::default() };
     assert_eq!(plan_at(with.clone(), &add, NOW, V3), Err(PlanError::AttachmentExists));
     let remove = LibraryMutation::RemoveAttachment { material_id: id, attachment_id: attachment.id };
     assert_eq!(plan_at(with.clone(), &remove, NOW, V3).unwrap().attachments, [AttachmentWrite::Delete(attachment.id)]);

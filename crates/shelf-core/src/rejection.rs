@@ -48,7 +48,11 @@ impl PlanError {
     /// The code a device sees when this error rejects one of its queued mutations.
     pub fn rejection_code(&self) -> RejectionCode {
         match self {
-            PlanError::MaterialNotFound | PlanError::ProgressNotFound | PlanError::ConflictNotFound | PlanError::AttachmentNotFound => {
+            PlanError::MaterialNotFound
+            | PlanError::ProgressNotFound
+            | PlanError::ConflictNotFound
+            | PlanError::AttachmentNotFound
+            | PlanError::BlobNotFound => {
                 RejectionCode::NotFound
             }
             PlanError::MaterialDeleted => RejectionCode::Deleted,

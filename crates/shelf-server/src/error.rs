@@ -45,8 +45,11 @@ pub enum ApiError {
     HashMismatch,
     #[error("Upload-Offset {0} does not match the stored offset {1}; ask with HEAD and continue from there")]
     OffsetMismatch(u64, u64),
+    #[error("another request is writing this upload; ask with HEAD and continue when it is done")]
+    UploadLocked,
+    /// Carries the file's size for the `Content-Range: bytes */SIZE` header.
     #[error("the requested range is outside the file")]
-    RangeNotSatisfiable,
+    RangeNotSatisfiable(u64),
     #[error("blob storage failed")]
     Blob(#[source] shelf_blob::BlobError),
     #[error("the database is unavailable")]
@@ -78,7 +81,8 @@ impl ApiError {
             ApiError::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::QuotaExceeded),
             ApiError::HashMismatch => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::HashMismatch),
             ApiError::OffsetMismatch(..) => (StatusCode::CONFLICT, ErrorCode::OffsetMismatch),
-            ApiError::RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::RangeNotSatisfiable),
+            ApiError::UploadLocked => (StatusCode::LOCKED, ErrorCode::UploadLocked),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::RangeNotSatisfiable),
             ApiError::Blob(shelf_blob::BlobError::NotFound) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::Blob(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
@@ -92,6 +96,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Plan(PlanError::MaterialNotFound | PlanError::MaterialDeleted) => ApiError::NotFound("material"),
             StoreError::Plan(PlanError::AttachmentNotFound) => ApiError::NotFound("attachment"),
+            StoreError::Plan(PlanError::BlobNotFound) => ApiError::NotFound("blob (upload it first)"),
             StoreError::Plan(PlanError::AttachmentExists) => {
                 ApiError::Conflict(ErrorCode::AttachmentExists, "an attachment with this id already exists".into())
             }
@@ -109,6 +114,9 @@ impl From<StoreError> for ApiError {
             // Only reachable if an account is deleted under a live session.
             StoreError::UserNotFound => ApiError::Unauthenticated,
             StoreError::ResyncRequired { .. } => ApiError::ResyncRequired,
+            StoreError::UploadNotFound => ApiError::NotFound("upload"),
+            StoreError::UploadLocked => ApiError::UploadLocked,
+            StoreError::QuotaExceeded { quota } => ApiError::QuotaExceeded(quota),
             backend @ StoreError::Backend(_) => ApiError::Internal(anyhow::Error::new(backend)),
         }
     }
@@ -130,7 +138,14 @@ impl IntoResponse for ApiError {
             ApiError::EditConflict(conflicts) => Some(conflicts.iter().map(Into::into).collect()),
             _ => None,
         };
-        (status, Json(ErrorBody { code, message, conflicts })).into_response()
+        let mut response = (status, Json(ErrorBody { code, message, conflicts })).into_response();
+        if let ApiError::RangeNotSatisfiable(size) = &self {
+            // RFC 9110 §14.4: a 416 names the current length so the client can ask again.
+            if let Ok(value) = format!("bytes */{size}").parse() {
+                response.headers_mut().insert(axum::http::header::CONTENT_RANGE, value);
+            }
+        }
+        response
     }
 }
 

@@ -129,3 +129,9 @@ pub fn if_match_version(headers: &axum::http::HeaderMap) -> Result<Option<shelf_
         .map(|v| Some(shelf_core::LibraryVersion(v)))
         .ok_or_else(|| ApiError::Validation(shelf_core::ValidationError::new("If-Match", "must be a library version number")))
 }
+
+/// A non-negative decimal number made of ASCII digits only. `str::parse` would also accept a
+/// leading `+`, which tus headers (`Upload-Length`, `Upload-Offset`) and byte ranges do not allow.
+pub fn decimal(text: &str) -> Option<u64> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
+}

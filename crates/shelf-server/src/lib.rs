@@ -36,6 +36,10 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let epoch = store.epoch().await?;
         std::fs::create_dir_all(&settings.upload_dir)?;
+        let recorded = service::uploads::backfill_stored_blobs(store.as_ref(), blobs.as_ref()).await?;
+        if recorded > 0 {
+            tracing::info!(recorded, "recorded blobs stored before blob records existed");
+        }
         Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs })
     }
 }
@@ -122,19 +126,7 @@ async fn collect_garbage_periodically(state: AppState) {
     }
 }
 
-/// Removes blobs no attachment points at and uploads abandoned for longer than `grace`. The grace
-/// period protects a blob between its upload and its attach request, so nothing in flight is lost.
+/// Removes abandoned uploads and unreferenced blobs older than `grace` (spec AT4).
 pub async fn collect_garbage(state: &AppState, grace: Duration) -> ApiResult<u64> {
-    let cutoff = std::time::SystemTime::now().checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
-    let mut removed = service::uploads::collect_abandoned(&state.settings.upload_dir, grace).await?;
-    for (key, meta) in state.blobs.list().await.map_err(ApiError::Blob)? {
-        if meta.modified > cutoff {
-            continue;
-        }
-        if !state.store.blob_referenced(shelf_core::UserId(key.user), &key.sha256).await? {
-            state.blobs.delete(&key).await.map_err(ApiError::Blob)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    service::uploads::collect_garbage(state, grace).await
 }

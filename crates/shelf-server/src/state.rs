@@ -30,6 +30,9 @@ pub struct ServerSettings {
     pub user_quota: u64,
     /// Unreferenced blobs and abandoned uploads older than this are collected.
     pub blob_gc_grace: Duration,
+    /// How long an upload writer's claim lasts without renewal: a crashed writer's upload can be
+    /// resumed by another request after this (spec AT6).
+    pub upload_lease: Duration,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +48,7 @@ impl Default for ServerSettings {
             max_file_size: 100 * 1024 * 1024,
             user_quota: 10 * 1024 * 1024 * 1024,
             blob_gc_grace: Duration::from_secs(24 * 3600),
+            upload_lease: Duration::from_secs(60),
         }
     }
 }

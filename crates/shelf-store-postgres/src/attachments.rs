@@ -42,14 +42,3 @@ pub async fn blob_referenced(pool: &PgPool, user: UserId, sha256: &str) -> Store
         .map_err(db_err)?;
     Ok(found.is_some())
 }
-
-pub async fn attached_bytes(pool: &PgPool, user: UserId) -> StoreResult<i64> {
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(size), 0)::BIGINT FROM (SELECT MAX(size) AS size FROM attachments WHERE user_id = $1 GROUP BY sha256) s",
-    )
-    .bind(user.0)
-    .fetch_one(pool)
-    .await
-    .map_err(db_err)?;
-    Ok(total)
-}

@@ -10,6 +10,7 @@ mod attachments;
 mod library;
 mod rows;
 mod sync;
+mod uploads;
 mod write;
 mod write_tx;
 
@@ -17,8 +18,8 @@ use async_trait::async_trait;
 use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
 use shelf_store::write::WriteBackend;
 use shelf_store::{
-    ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError, StoreResult,
-    UserCredentials,
+    ChangesPage, NewSession, NewUpload, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError,
+    StoreResult, StoredBlob, UploadLease, UploadRecord, UserCredentials,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -134,8 +135,52 @@ impl Store for PostgresStore {
         attachments::blob_referenced(&self.pool, user, sha256).await
     }
 
-    async fn attached_bytes(&self, user: UserId) -> StoreResult<i64> {
-        attachments::attached_bytes(&self.pool, user).await
+    async fn create_upload(&self, upload: &NewUpload, quota: u64) -> StoreResult<()> {
+        uploads::create_upload(&self.pool, upload, quota).await
+    }
+
+    async fn upload(&self, user: UserId, id: uuid::Uuid) -> StoreResult<Option<UploadRecord>> {
+        uploads::find_upload(&self.pool, user, id).await
+    }
+
+    async fn claim_upload(&self, user: UserId, id: uuid::Uuid, lease: UploadLease, now: OffsetDateTime) -> StoreResult<UploadRecord> {
+        uploads::claim_upload(&self.pool, user, id, lease, now).await
+    }
+
+    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
+        uploads::renew_upload(&self.pool, id, token, offset, until).await
+    }
+
+    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
+        uploads::release_upload(&self.pool, id, token, offset, now).await
+    }
+
+    async fn finish_upload(&self, id: uuid::Uuid, token: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        uploads::finish_upload(&self.pool, id, token, now).await
+    }
+
+    async fn discard_upload(&self, id: uuid::Uuid, token: uuid::Uuid) -> StoreResult<bool> {
+        uploads::discard_upload(&self.pool, id, token).await
+    }
+
+    async fn abandoned_uploads(&self, before: OffsetDateTime, now: OffsetDateTime) -> StoreResult<Vec<(UserId, uuid::Uuid)>> {
+        uploads::abandoned_uploads(&self.pool, before, now).await
+    }
+
+    async fn stored_blob(&self, user: UserId, sha256: &str) -> StoreResult<Option<StoredBlob>> {
+        uploads::stored_blob(&self.pool, user, sha256).await
+    }
+
+    async fn collect_unreferenced_blobs(&self, before: OffsetDateTime) -> StoreResult<Vec<(UserId, String)>> {
+        uploads::collect_unreferenced_blobs(&self.pool, before).await
+    }
+
+    async fn stored_blobs_backfilled(&self) -> StoreResult<bool> {
+        uploads::stored_blobs_backfilled(&self.pool).await
+    }
+
+    async fn backfill_stored_blobs(&self, blobs: &[(UserId, StoredBlob)]) -> StoreResult<u64> {
+        uploads::backfill_stored_blobs(&self.pool, blobs).await
     }
 
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {

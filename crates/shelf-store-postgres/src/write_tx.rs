@@ -152,6 +152,15 @@ impl WriteTx for PgWriteTx {
         row.as_ref().map(conflict).transpose()
     }
 
+    async fn stored_blob_size(&mut self, user: UserId, sha256: &str) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT size FROM stored_blobs WHERE user_id = $1 AND sha256 = $2")
+            .bind(user.0)
+            .bind(sha256)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)
+    }
+
     async fn receipt(&mut self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
         crate::sync::receipt(&mut *self.tx, user, key).await
     }

@@ -43,14 +43,3 @@ pub async fn blob_referenced(pool: &SqlitePool, user: UserId, sha256: &str) -> S
         .map_err(db_err)?;
     Ok(found.is_some())
 }
-
-pub async fn attached_bytes(pool: &SqlitePool, user: UserId) -> StoreResult<i64> {
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM attachments WHERE user_id = ? GROUP BY sha256)",
-    )
-    .bind(user.0)
-    .fetch_one(pool)
-    .await
-    .map_err(db_err)?;
-    Ok(total)
-}

@@ -10,6 +10,7 @@ mod fast_read;
 mod library;
 mod rows;
 mod sync;
+mod uploads;
 mod write;
 mod write_tx;
 mod writer;
@@ -21,8 +22,8 @@ use async_trait::async_trait;
 use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
 use shelf_store::write::WriteBackend;
 use shelf_store::{
-    ChangesPage, NewSession, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError, StoreResult,
-    UserCredentials,
+    ChangesPage, NewSession, NewUpload, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError,
+    StoreResult, StoredBlob, UploadLease, UploadRecord, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -163,8 +164,52 @@ impl Store for SqliteStore {
         attachments::blob_referenced(&self.reader, user, sha256).await
     }
 
-    async fn attached_bytes(&self, user: UserId) -> StoreResult<i64> {
-        attachments::attached_bytes(&self.reader, user).await
+    async fn create_upload(&self, upload: &NewUpload, quota: u64) -> StoreResult<()> {
+        uploads::create_upload(&self.writer, upload, quota).await
+    }
+
+    async fn upload(&self, user: UserId, id: uuid::Uuid) -> StoreResult<Option<UploadRecord>> {
+        uploads::find_upload(&self.reader, user, id).await
+    }
+
+    async fn claim_upload(&self, user: UserId, id: uuid::Uuid, lease: UploadLease, now: OffsetDateTime) -> StoreResult<UploadRecord> {
+        uploads::claim_upload(&self.writer, user, id, lease, now).await
+    }
+
+    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
+        uploads::renew_upload(&self.writer, id, token, offset, until).await
+    }
+
+    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
+        uploads::release_upload(&self.writer, id, token, offset, now).await
+    }
+
+    async fn finish_upload(&self, id: uuid::Uuid, token: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        uploads::finish_upload(&self.writer, id, token, now).await
+    }
+
+    async fn discard_upload(&self, id: uuid::Uuid, token: uuid::Uuid) -> StoreResult<bool> {
+        uploads::discard_upload(&self.writer, id, token).await
+    }
+
+    async fn abandoned_uploads(&self, before: OffsetDateTime, now: OffsetDateTime) -> StoreResult<Vec<(UserId, uuid::Uuid)>> {
+        uploads::abandoned_uploads(&self.reader, before, now).await
+    }
+
+    async fn stored_blob(&self, user: UserId, sha256: &str) -> StoreResult<Option<StoredBlob>> {
+        uploads::stored_blob(&self.reader, user, sha256).await
+    }
+
+    async fn collect_unreferenced_blobs(&self, before: OffsetDateTime) -> StoreResult<Vec<(UserId, String)>> {
+        uploads::collect_unreferenced_blobs(&self.writer, before).await
+    }
+
+    async fn stored_blobs_backfilled(&self) -> StoreResult<bool> {
+        uploads::stored_blobs_backfilled(&self.reader).await
+    }
+
+    async fn backfill_stored_blobs(&self, blobs: &[(UserId, StoredBlob)]) -> StoreResult<u64> {
+        uploads::backfill_stored_blobs(&self.writer, blobs).await
     }
 
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion> {

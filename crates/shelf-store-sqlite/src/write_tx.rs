@@ -218,6 +218,15 @@ impl WriteTx for SqliteWriteTx<'_> {
         raw.map(conflict).transpose()
     }
 
+    async fn stored_blob_size(&mut self, user: UserId, sha256: &str) -> StoreResult<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT size FROM stored_blobs WHERE user_id = ?1 AND sha256 = ?2")
+            .map_err(err)?
+            .query_row(params![user.0.as_bytes().as_slice(), sha256], |row| row.get(0))
+            .optional()
+            .map_err(err)
+    }
+
     async fn receipt(&mut self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>> {
         let raw = self
             .conn

@@ -13,6 +13,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{NewSession, Store, StoreError};
 
+pub use crate::contract_uploads::{
+    at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
+    at7_quota_counts_stored_blobs_and_uploads_in_flight, at7_racing_creations_reserve_atomically,
+};
+
 fn now() -> OffsetDateTime {
     shelf_core::truncate_to_micros(OffsetDateTime::now_utc())
 }
@@ -343,17 +348,18 @@ pub async fn sy9_receipts_bases_and_dead_letters(store: &dyn Store) {
     let Outcome::Rejected(first) = store.apply_delivered(u, &missing, now(), delivery(3)).await.unwrap() else { panic!() };
     assert_eq!((first.status, first.code), (ReceiptStatus::Rejected, Some(RejectionCode::NotFound)));
     assert_eq!(store.apply_delivered(u, &missing, now(), delivery(3)).await.unwrap(), Outcome::Duplicate(first));
+    let not_uploaded = attachment(id, 'f');
+    assert!(matches!(store.apply_delivered(u, &not_uploaded, now(), delivery(4)).await.unwrap(), Outcome::Rejected(_)));
+    assert!(matches!(store.apply_delivered(u, &not_uploaded, now(), delivery(4)).await.unwrap(), Outcome::Duplicate(_)));
+    let dead = store.rejected_mutations(u, 10).await.unwrap();
+    assert_eq!(dead.len(), 2);
     let judged = Rejection {
         kind: MutationKind::AttachmentAdd,
         material_id: id,
-        data: "{}".into(),
+        data: "{\"n\":4}".into(),
         code: RejectionCode::NotFound,
-        message: "upload the file first".into(),
+        message: PlanError::BlobNotFound.to_string(),
     };
-    assert!(matches!(store.reject(u, judged.clone(), now(), delivery(4)).await.unwrap(), Outcome::Rejected(_)));
-    assert!(matches!(store.reject(u, judged.clone(), now(), delivery(4)).await.unwrap(), Outcome::Duplicate(_)));
-    let dead = store.rejected_mutations(u, 10).await.unwrap();
-    assert_eq!(dead.len(), 2);
     assert_eq!((dead[0].rejection.clone(), dead[0].mutation_id), (judged, Some(4)));
     assert_eq!((dead[1].rejection.kind, dead[1].rejection.data.as_str()), (MutationKind::MaterialUpdate, "{\"n\":3}"));
     // An edit of a deleted material is rejected as `deleted`.
@@ -382,6 +388,9 @@ pub async fn at1_attachments_travel_the_write_path(store: &dyn Store) {
     let u = user(store).await;
     let id = MaterialId::new();
     store.apply(u, &create(id, "With files"), now()).await.unwrap(); // v2
+    assert!(matches!(store.apply(u, &attachment(id, 'a'), now()).await, Err(StoreError::Plan(PlanError::BlobNotFound))));
+    let held = |sha: char| (u, crate::StoredBlob { sha256: sha.to_string().repeat(64), size: 5, stored_at: now() });
+    store.backfill_stored_blobs(&[held('a'), held('b')]).await.unwrap();
     let added = store.apply(u, &attachment(id, 'a'), now()).await.unwrap(); // v3
     let first = added.attachment.clone().unwrap();
     assert_eq!((added.library_version, first.version, first.material_id), (LibraryVersion(3), LibraryVersion(3), id));
@@ -392,7 +401,7 @@ pub async fn at1_attachments_travel_the_write_path(store: &dyn Store) {
     assert_eq!(store.apply(u, &remove, now()).await.unwrap().library_version, LibraryVersion(5));
     assert!(matches!(store.apply(u, &remove, now()).await, Err(StoreError::Plan(PlanError::AttachmentNotFound))));
     let other = user(store).await;
-    assert!(matches!(store.apply(other, &attachment(id, 'c'), now()).await, Err(StoreError::Plan(PlanError::MaterialNotFound))));
+    assert!(matches!(store.apply(other, &attachment(id, 'a'), now()).await, Err(StoreError::Plan(PlanError::MaterialNotFound))));
     store.apply(u, &LibraryMutation::DeleteMaterial { id, base_version: None }, now()).await.unwrap(); // v6
     let page = store.changes_since(u, LibraryVersion(4), 100).await.unwrap();
     let seen: Vec<_> = page.changes.iter().map(|c| (c.kind, c.id.0, c.op, c.version.0)).collect();
@@ -504,7 +513,7 @@ pub async fn sy17_large_merges_are_planned_outside_the_lock(store: &dyn Store) {
     };
     let run = |mutation: LibraryMutation, interleave: Option<(UserId, LibraryMutation)>| async move {
         let writer = CountingWriter { store, ends: std::sync::Mutex::new(Vec::new()), interleave };
-        let job = crate::write::Job { user: u, work: crate::write::Work::Apply(mutation), now: now(), delivery: None };
+        let job = crate::write::Job { user: u, mutation, now: now(), delivery: None };
         let outcome = crate::write::apply(&writer, job).await.unwrap();
         let ends = writer.ends.into_inner().unwrap();
         (outcome, ends)
@@ -548,12 +557,20 @@ macro_rules! contract_tests {
             sy9_receipts_bases_and_dead_letters,
             at1_attachments_travel_the_write_path,
             sy15_conflicts_are_capped_and_folded,
-            sy17_large_merges_are_planned_outside_the_lock
+            sy17_large_merges_are_planned_outside_the_lock,
+            at4_collection_and_backfill_of_stored_blobs,
+            at6_one_writer_per_upload_until_its_lease_lapses,
+            at7_quota_counts_stored_blobs_and_uploads_in_flight
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
             let (store, _guard) = $fresh().await;
             $crate::contract::lv4_concurrent_writers_never_gap_or_duplicate(std::sync::Arc::new(store)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn at7_racing_creations_reserve_atomically() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::at7_racing_creations_reserve_atomically(std::sync::Arc::new(store)).await;
         }
     };
     (@each $fresh:path, $($name:ident),+) => {

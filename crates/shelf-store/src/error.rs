@@ -19,6 +19,15 @@ pub enum StoreError {
     /// The client's cursor predates the feed's horizon (or is ahead of the library).
     #[error("the change feed no longer covers version {since}; start again from 0")]
     ResyncRequired { since: LibraryVersion },
+    /// No such upload for this user.
+    #[error("no such upload")]
+    UploadNotFound,
+    /// Another writer holds the upload's lease.
+    #[error("another request is writing this upload")]
+    UploadLocked,
+    /// The user's stored blobs plus uploads in flight would exceed the quota.
+    #[error("this upload would exceed the storage quota of {quota} bytes")]
+    QuotaExceeded { quota: u64 },
     /// The database could not be reached or refused the operation.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -8,10 +8,13 @@
 mod error;
 mod feed;
 mod types;
+mod uploads;
 pub mod write;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+#[cfg(feature = "contract")]
+mod contract_uploads;
 
 pub use error::{StoreError, StoreResult};
 pub use feed::{trim_to_whole_versions, TrimmedPage};
@@ -19,11 +22,12 @@ pub use types::{
     Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey, ReceiptStatus, RejectedMutation,
     Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
+pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
 use time::OffsetDateTime;
-use write::{Job, Work, WriteBackend};
+use write::{Job, WriteBackend};
 
 /// Persistent state of every Shelf user: accounts, device sessions, and libraries.
 #[async_trait]
@@ -78,7 +82,7 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one mutation (REST): a mutation that cannot apply is an error and writes nothing;
     /// a no-op writes nothing and keeps the version (LV3).
     async fn apply(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime) -> StoreResult<Applied> {
-        let job = Job { user, work: Work::Apply(mutation.clone()), now, delivery: None };
+        let job = Job { user, mutation: mutation.clone(), now, delivery: None };
         match write::apply(self.writer(), job).await? {
             Outcome::Applied(applied) => Ok(applied),
             other => Err(StoreError::backend(std::io::Error::other(format!("a mutation without delivery ended as {other:?}")))),
@@ -89,14 +93,7 @@ pub trait Store: Send + Sync + 'static {
     /// replay is a [`Outcome::Duplicate`], a mutation that cannot apply is dead-lettered
     /// ([`Outcome::Rejected`]) with its receipt (SY9).
     async fn apply_delivered(&self, user: UserId, mutation: &LibraryMutation, now: OffsetDateTime, delivery: Delivery) -> StoreResult<Outcome> {
-        let job = Job { user, work: Work::Apply(mutation.clone()), now, delivery: Some(delivery) };
-        write::apply(self.writer(), job).await
-    }
-
-    /// Dead-letters a queued mutation judged unappliable before it reached the store, with its
-    /// receipt (or answers the receipt of its earlier delivery).
-    async fn reject(&self, user: UserId, rejection: Rejection, now: OffsetDateTime, delivery: Delivery) -> StoreResult<Outcome> {
-        let job = Job { user, work: Work::Reject(rejection), now, delivery: Some(delivery) };
+        let job = Job { user, mutation: mutation.clone(), now, delivery: Some(delivery) };
         write::apply(self.writer(), job).await
     }
 
@@ -111,8 +108,55 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any attachment of the user still points at this blob (garbage collection).
     async fn blob_referenced(&self, user: UserId, sha256: &str) -> StoreResult<bool>;
 
-    /// Bytes of the distinct blobs the user's attachments point at (quota).
-    async fn attached_bytes(&self, user: UserId) -> StoreResult<i64>;
+    // --- uploads and stored blobs (spec AT6–AT8) --------------------------------------------
+
+    /// Records an upload and reserves its length under the user's lock: the user's usage (stored
+    /// blobs plus uploads in flight) plus `length` must stay within `quota`, else
+    /// [`StoreError::QuotaExceeded`] and nothing is written. Racing creations cannot both pass.
+    async fn create_upload(&self, upload: &NewUpload, quota: u64) -> StoreResult<()>;
+
+    /// The user's upload, if it exists.
+    async fn upload(&self, user: UserId, id: uuid::Uuid) -> StoreResult<Option<UploadRecord>>;
+
+    /// Makes `lease` the upload's only writer, unless another writer's lease is still live at
+    /// `now` ([`StoreError::UploadLocked`]); [`StoreError::UploadNotFound`] for no such upload of
+    /// this user. Returns the upload as claimed.
+    async fn claim_upload(&self, user: UserId, id: uuid::Uuid, lease: UploadLease, now: OffsetDateTime) -> StoreResult<UploadRecord>;
+
+    /// Extends the lease held by `token` to `until` and records `offset` as durably staged;
+    /// false (and nothing written) when `token` no longer holds the upload.
+    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Records `offset` and frees the upload for the next writer; false when `token` no longer
+    /// holds it.
+    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Completes an upload whose blob is durable in the blob store, in one transaction: deletes
+    /// the upload (its reservation) and records the stored blob (a duplicate only refreshes
+    /// `stored_at`). False, and nothing written, when `token` no longer holds the upload.
+    async fn finish_upload(&self, id: uuid::Uuid, token: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Deletes the upload held by `token` (termination, hash mismatch, expiry), releasing its
+    /// reservation; false when `token` no longer holds it.
+    async fn discard_upload(&self, id: uuid::Uuid, token: uuid::Uuid) -> StoreResult<bool>;
+
+    /// Uploads untouched since `before` whose lease is not live at `now`, oldest first.
+    async fn abandoned_uploads(&self, before: OffsetDateTime, now: OffsetDateTime) -> StoreResult<Vec<(UserId, uuid::Uuid)>>;
+
+    /// The user's stored blob: "do you hold this blob, and what size".
+    async fn stored_blob(&self, user: UserId, sha256: &str) -> StoreResult<Option<StoredBlob>>;
+
+    /// Deletes the records of blobs stored before `before` that no attachment and no upload in
+    /// flight of the same user points at, atomically with that check under each user's lock,
+    /// and returns them: the caller deletes their bytes next.
+    async fn collect_unreferenced_blobs(&self, before: OffsetDateTime) -> StoreResult<Vec<(UserId, String)>>;
+
+    /// Whether [`Store::backfill_stored_blobs`] ran for this database.
+    async fn stored_blobs_backfilled(&self) -> StoreResult<bool>;
+
+    /// Records blobs that were stored before blobs had records (existing rows are kept, unknown
+    /// users skipped) and marks the back-fill done, in one transaction. Returns rows added.
+    async fn backfill_stored_blobs(&self, blobs: &[(UserId, StoredBlob)]) -> StoreResult<u64>;
 
     /// The user's current library version: one indexed read.
     async fn library_version(&self, user: UserId) -> StoreResult<LibraryVersion>;

@@ -43,6 +43,8 @@ pub trait WriteTx {
     /// The material's fields as of `version` (its newest revision at or before it).
     async fn merge_base(&mut self, user: UserId, material: MaterialId, version: LibraryVersion) -> StoreResult<Option<MaterialBase>>;
     async fn conflict(&mut self, user: UserId, material: MaterialId, id: uuid::Uuid) -> StoreResult<Option<Conflict>>;
+    /// The size of the user's stored blob with this digest, if they hold it.
+    async fn stored_blob_size(&mut self, user: UserId, sha256: &str) -> StoreResult<Option<i64>>;
     async fn receipt(&mut self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>>;
     /// The library version of this device's latest applied mutation of this material.
     async fn own_latest_write(&mut self, user: UserId, key: ReceiptKey, material: MaterialId) -> StoreResult<Option<LibraryVersion>>;
@@ -65,19 +67,11 @@ pub trait WriteTx {
     async fn insert_receipt(&mut self, user: UserId, key: ReceiptKey, material: MaterialId, receipt: &Receipt, now: OffsetDateTime) -> StoreResult<()>;
 }
 
-/// What a write does: apply a mutation, or record one that was judged unappliable before it
-/// reached the store (with its receipt, so a replay is a duplicate).
-#[derive(Debug, Clone)]
-pub enum Work {
-    Apply(LibraryMutation),
-    Reject(Rejection),
-}
-
 /// One library write to perform.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub user: UserId,
-    pub work: Work,
+    pub mutation: LibraryMutation,
     pub now: OffsetDateTime,
     /// Set for mutations from a device's queue: they get receipts, and their rejections are
     /// dead-lettered instead of returned as errors.
@@ -141,14 +135,7 @@ pub async fn attempt<T: WriteTx + ?Sized>(tx: &mut T, job: &Job, prepared: Optio
             return Ok(Attempt::Done(Outcome::Duplicate(receipt)));
         }
     }
-    let mutation = match &job.work {
-        Work::Apply(mutation) => mutation,
-        Work::Reject(rejection) => {
-            let delivery = job.delivery.as_ref().ok_or_else(|| StoreError::backend(std::io::Error::other("a rejection needs a delivery")))?;
-            return reject(tx, job, delivery, current, rejection).await;
-        }
-    };
-    let (mutation, state) = read_state(tx, job, mutation).await?;
+    let (mutation, state) = read_state(tx, job, &job.mutation).await?;
     let plan = match prepared {
         Some(p) if p.state == state && p.mutation == mutation => p.plan.clone(),
         _ => match plan_mutation(&state, &mutation, job.now, budget) {
@@ -233,7 +220,11 @@ async fn read_state<T: WriteTx + ?Sized>(tx: &mut T, job: &Job, mutation: &Libra
         LibraryMutation::ResolveConflict { conflict_id, .. } if material.is_some() => tx.conflict(user, id, *conflict_id).await?,
         _ => None,
     };
-    Ok((mutation, EntityState { material, progress, attachments, tombstone, base, conflict }))
+    let blob_size = match &mutation {
+        LibraryMutation::AddAttachment { attachment, .. } => tx.stored_blob_size(user, attachment.sha256.as_str()).await?,
+        _ => None,
+    };
+    Ok((mutation, EntityState { material, progress, attachments, tombstone, base, conflict, blob_size }))
 }
 
 /// Writes the plan's rows at `version`: children after a created material, before a deleted one.

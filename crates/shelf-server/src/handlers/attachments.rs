@@ -10,7 +10,7 @@ use shelf_core::MaterialId;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{CurrentDevice, Json, Path};
+use crate::extract::{decimal, CurrentDevice, Json, Path};
 use crate::service::attachments;
 use crate::state::AppState;
 
@@ -54,21 +54,17 @@ pub async fn detach(
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` → the half-open range, or 416.
 fn parse_range(header: &str, size: u64) -> ApiResult<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=").ok_or(ApiError::RangeNotSatisfiable)?;
-    let (start, end) = spec.split_once('-').ok_or(ApiError::RangeNotSatisfiable)?;
+    let unsatisfiable = || ApiError::RangeNotSatisfiable(size);
+    let number = |text: &str| decimal(text.trim()).ok_or_else(unsatisfiable);
+    let spec = header.trim().strip_prefix("bytes=").ok_or_else(unsatisfiable)?;
+    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
     let range = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().map_err(|_| ApiError::RangeNotSatisfiable)?;
-            (size.saturating_sub(n), size)
-        }
-        (start, "") => (start.parse().map_err(|_| ApiError::RangeNotSatisfiable)?, size),
-        (start, end) => {
-            let end: u64 = end.parse().map_err(|_| ApiError::RangeNotSatisfiable)?;
-            (start.parse().map_err(|_| ApiError::RangeNotSatisfiable)?, end.saturating_add(1).min(size))
-        }
+        ("", suffix) => (size.saturating_sub(number(suffix)?), size),
+        (start, "") => (number(start)?, size),
+        (start, end) => (number(start)?, number(end)?.saturating_add(1).min(size)),
     };
     if range.0 >= range.1 || range.0 >= size {
-        return Err(ApiError::RangeNotSatisfiable);
+        return Err(unsatisfiable());
     }
     Ok(range)
 }
@@ -107,6 +103,9 @@ pub async fn content(
     set(headers, header::CONTENT_TYPE, attachment.content_type.clone());
     set(headers, header::CONTENT_DISPOSITION, disposition);
     set(headers, header::ACCEPT_RANGES, "bytes".into());
+    // Stored files are user input: never let a browser sniff them into HTML or run their scripts.
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
+    set(headers, header::CONTENT_SECURITY_POLICY, "sandbox".into());
     match range {
         Some((start, end)) => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;

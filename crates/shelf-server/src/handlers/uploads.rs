@@ -5,11 +5,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shelf_api::ErrorBody;
-use shelf_blob::BlobKey;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{CurrentDevice, Path};
+use crate::extract::{decimal, CurrentDevice, Path};
 use crate::service::uploads;
 use crate::state::AppState;
 
@@ -27,12 +26,13 @@ fn tus_headers(extra: &[(&'static str, String)]) -> HeaderMap {
     headers
 }
 
+/// A tus number header: ASCII digits only (`+5`, `-0`, ` 5` and `5.0` are refused).
 fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<u64> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| shelf_core::ValidationError::new(name, "must be a non-negative integer").into())
+        .and_then(decimal)
+        .ok_or_else(|| shelf_core::ValidationError::new(name, "must be a non-negative integer (digits only)").into())
 }
 
 /// What this server supports (tus discovery).
@@ -47,7 +47,8 @@ pub async fn options(State(state): State<AppState>) -> Response {
 }
 
 /// Creates an upload: `Upload-Length` and `Upload-Metadata` with `sha256` (and optionally
-/// `filename`). Size limit and quota are checked here, before any byte is stored.
+/// `filename`). The size limit is checked and the length reserved against the quota here,
+/// atomically, before any byte is stored.
 #[utoipa::path(post, operation_id = "createUpload", path = "/api/uploads", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("Upload-Length" = u64, Header), ("Upload-Metadata" = String, Header)),
     responses((status = 201, description = "Location: the upload's URL"),
@@ -58,7 +59,7 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
     let settings = &state.settings;
     let upload = uploads::NewUpload { length, sha256, filename };
     let limits = (settings.max_file_size, settings.user_quota);
-    let id = uploads::create(state.store.as_ref(), &settings.upload_dir, device.user_id, upload, limits).await?;
+    let id = uploads::create(state.store.as_ref(), device.user_id, upload, limits).await?;
     let headers = tus_headers(&[("location", format!("/api/uploads/{id}")), ("upload-offset", "0".into())]);
     Ok((StatusCode::CREATED, headers).into_response())
 }
@@ -67,17 +68,19 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
 #[utoipa::path(head, operation_id = "getUploadOffset", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("uploadId" = Uuid, Path)), responses((status = 200), (status = 404)))]
 pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
-    let (offset, length) = uploads::status(&state.settings.upload_dir, id, device.user_id).await?;
+    let (offset, length) = uploads::status(state.store.as_ref(), device.user_id, id).await?;
     let headers = tus_headers(&[("upload-offset", offset.to_string()), ("upload-length", length.to_string())]);
     Ok((StatusCode::OK, headers).into_response())
 }
 
 /// Appends bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`), streamed
-/// to disk. On the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
+/// to disk by the upload's only writer: 423 `upload_locked` while another PATCH writes it. On
+/// the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
 #[utoipa::path(patch, operation_id = "appendUpload", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("uploadId" = Uuid, Path), ("Upload-Offset" = u64, Header)),
     responses((status = 204), (status = 409, description = "offset_mismatch", body = ErrorBody),
-        (status = 422, description = "hash_mismatch", body = ErrorBody)))]
+        (status = 422, description = "hash_mismatch", body = ErrorBody),
+        (status = 423, description = "upload_locked", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     device: CurrentDevice,
@@ -94,29 +97,26 @@ pub async fn patch(
     }
     let offset = number(&headers, "upload-offset")?;
     let stream = body.into_data_stream();
-    let written =
-        uploads::append(state.blobs.as_ref(), &state.settings.upload_dir, id, device.user_id, offset, stream).await?;
+    let written = uploads::append(&state, device.user_id, id, offset, stream).await?;
     Ok((StatusCode::NO_CONTENT, tus_headers(&[("upload-offset", written.to_string())])).into_response())
 }
 
-/// Abandons an upload (tus termination).
+/// Abandons an upload (tus termination), releasing its quota; 423 while a PATCH writes it.
 #[utoipa::path(delete, operation_id = "terminateUpload", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
-    params(("uploadId" = Uuid, Path)), responses((status = 204), (status = 404)))]
+    params(("uploadId" = Uuid, Path)),
+    responses((status = 204), (status = 404), (status = 423, description = "upload_locked", body = ErrorBody)))]
 pub async fn terminate(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
-    uploads::terminate(&state.settings.upload_dir, id, device.user_id).await?;
+    uploads::terminate(&state, device.user_id, id).await?;
     Ok((StatusCode::NO_CONTENT, tus_headers(&[])).into_response())
 }
 
-/// 200 if the user already holds this blob (no upload needed), else 404.
+/// 200 (with the size) if the user already holds this blob, attached or not: no upload needed.
 #[utoipa::path(head, operation_id = "headBlob", path = "/api/blobs/{sha256}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
     params(("sha256" = String, Path)), responses((status = 200), (status = 404)))]
 pub async fn blob(State(state): State<AppState>, device: CurrentDevice, Path(sha256): Path<String>) -> ApiResult<Response> {
     if !uploads::is_sha256(&sha256) {
         return Err(ApiError::NotFound("blob"));
     }
-    let key = BlobKey { user: device.user_id.0, sha256 };
-    match state.blobs.head(&key).await.map_err(ApiError::Blob)? {
-        Some(meta) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, meta.size.to_string())]).into_response()),
-        None => Err(ApiError::NotFound("blob")),
-    }
+    let stored = state.store.stored_blob(device.user_id, &sha256).await?.ok_or(ApiError::NotFound("blob"))?;
+    Ok((StatusCode::OK, [(header::CONTENT_LENGTH, stored.size.to_string())]).into_response())
 }

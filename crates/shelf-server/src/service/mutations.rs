@@ -12,10 +12,10 @@ use shelf_api::{
     ErrorCode, MutationBatchRequest, MutationInput, MutationResultView, MutationStatus, ResolutionView, PROTOCOL_VERSION,
 };
 use shelf_core::{
-    ContentType, DeviceId, FileName, LibraryMutation, LibraryVersion, MaterialId, NewAttachment, OnConflict, RejectionCode,
-    Resolution, Sha256Hex, Tags, UserId, ValidationError,
+    ContentType, DeviceId, FileName, LibraryMutation, LibraryVersion, MaterialId, NewAttachment, OnConflict, Resolution,
+    Sha256Hex, Tags, UserId, ValidationError,
 };
-use shelf_store::{Applied, Delivery, Outcome, Receipt, ReceiptKey, Rejection};
+use shelf_store::{Applied, Delivery, Outcome, Receipt, ReceiptKey};
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::now;
@@ -63,15 +63,8 @@ async fn apply_one(
     mutation: &LibraryMutation,
 ) -> ApiResult<MutationResultView> {
     let data = input.data_json().map_err(|e| ApiError::Internal(e.into()))?;
-    let delivery = Delivery { key: ReceiptKey { device, mutation_id: input.mutation_id() }, data: data.clone() };
-    let outcome = match missing_blob(state, user, mutation).await? {
-        Some(message) => {
-            let rejection =
-                Rejection { kind: mutation.kind(), material_id: mutation.material_id(), data, code: RejectionCode::NotFound, message };
-            state.store.reject(user, rejection, now(), delivery).await?
-        }
-        None => state.store.apply_delivered(user, mutation, now(), delivery).await?,
-    };
+    let delivery = Delivery { key: ReceiptKey { device, mutation_id: input.mutation_id() }, data };
+    let outcome = state.store.apply_delivered(user, mutation, now(), delivery).await?;
     Ok(match outcome {
         Outcome::Applied(applied) => {
             if applied.changed {
@@ -82,21 +75,6 @@ async fn apply_one(
         Outcome::Rejected(receipt) => receipt_view(&receipt, MutationStatus::Rejected),
         Outcome::Duplicate(receipt) => receipt_view(&receipt, MutationStatus::Duplicate),
     })
-}
-
-/// An attachment can only point at a blob the user holds, with its size: otherwise the mutation
-/// is rejected with this message (the device uploads first and sends a new mutation).
-async fn missing_blob(state: &AppState, user: UserId, mutation: &LibraryMutation) -> ApiResult<Option<String>> {
-    let LibraryMutation::AddAttachment { attachment, .. } = mutation else { return Ok(None) };
-    let held = crate::service::attachments::held_blob_size(state, user, &attachment.sha256).await?;
-    if held == Some(attachment.size) {
-        return Ok(None);
-    }
-    let message = match held {
-        None => "the file is not uploaded: upload it with tus, then attach it".to_owned(),
-        Some(size) => format!("the uploaded file has {size} bytes, not {}", attachment.size),
-    };
-    Ok(Some(message))
 }
 
 fn applied_view(mutation_id: i64, applied: &Applied) -> MutationResultView {

@@ -35,12 +35,12 @@ pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// tus creation; returns the upload URL path.
-async fn create_upload(server: &TestServer, user: &TestUser, length: usize, sha256: &str) -> shelf_testkit::Reply {
+pub(crate) async fn create_upload(server: &TestServer, user: &TestUser, length: usize, sha256: &str) -> shelf_testkit::Reply {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let response = server
         .client
@@ -55,7 +55,7 @@ async fn create_upload(server: &TestServer, user: &TestUser, length: usize, sha2
     shelf_testkit::Api::reply(response).await
 }
 
-async fn patch(server: &TestServer, user: &TestUser, location: &str, offset: usize, bytes: Vec<u8>) -> shelf_testkit::Reply {
+pub(crate) async fn patch(server: &TestServer, user: &TestUser, location: &str, offset: usize, bytes: Vec<u8>) -> shelf_testkit::Reply {
     let response = server
         .client
         .patch(server.url(location))
@@ -70,7 +70,7 @@ async fn patch(server: &TestServer, user: &TestUser, location: &str, offset: usi
     shelf_testkit::Api::reply(response).await
 }
 
-async fn offset(server: &TestServer, user: &TestUser, location: &str) -> u64 {
+pub(crate) async fn offset(server: &TestServer, user: &TestUser, location: &str) -> u64 {
     let reply = server.call(Method::HEAD, location, Some(&user.token), None).await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.headers["upload-offset"].to_str().unwrap().parse().unwrap()
@@ -236,7 +236,7 @@ async fn garbage_collection(server: TestServer) {
     assert_eq!(blob_status(&server, &user, &kept_sha).await, StatusCode::NOT_FOUND);
 }
 
-async fn blob_status(server: &TestServer, user: &TestUser, sha: &str) -> StatusCode {
+pub(crate) async fn blob_status(server: &TestServer, user: &TestUser, sha: &str) -> StatusCode {
     server.call(Method::HEAD, &format!("/api/blobs/{sha}"), Some(&user.token), None).await.status
 }
 

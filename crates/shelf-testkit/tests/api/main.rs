@@ -13,4 +13,5 @@ mod isolation;
 mod materials;
 mod realtime;
 mod sync;
+mod uploads;
 mod write_path;
