@@ -25,6 +25,7 @@ pub enum ErrorCode {
     HashMismatch,
     OffsetMismatch,
     RangeNotSatisfiable,
+    RateLimited,
     ServiceUnavailable,
     Internal,
 }
@@ -50,6 +51,7 @@ impl ErrorCode {
             ErrorCode::HashMismatch => "hash_mismatch",
             ErrorCode::OffsetMismatch => "offset_mismatch",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Internal => "internal",
         }

@@ -2,8 +2,10 @@
 //! inputs and return domain values or [`ApiError`](crate::error::ApiError) outcomes.
 
 pub mod auth;
+pub mod hashing;
 pub mod library;
 pub mod mutations;
+pub mod rate_limits;
 pub mod tickets;
 pub mod uploads;
 pub mod versions;
