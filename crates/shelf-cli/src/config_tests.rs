@@ -78,7 +78,7 @@ fn error(flags: &[&str]) -> String {
 }
 
 #[test]
-fn s3_settings_alone_select_s3_or_name_the_missing_flag() {
+fn cfg1_s3_settings_alone_select_s3_or_name_the_missing_flag() {
     let config = resolve(&["--s3-endpoint", "http://127.0.0.1:9000", "--s3-bucket", "shelf"]).unwrap();
     let expected = BlobChoice::S3 { endpoint: Some("http://127.0.0.1:9000".into()), bucket: "shelf".into(), region: "us-east-1".into() };
     assert_eq!(config.blobs, expected);
@@ -91,7 +91,7 @@ fn s3_settings_alone_select_s3_or_name_the_missing_flag() {
 }
 
 #[test]
-fn bus_settings_that_would_do_nothing_stop_the_start() {
+fn cfg1_bus_settings_that_would_do_nothing_stop_the_start() {
     assert!(error(&["--bus-poll-millis", "200"]).contains("--bus-poll-millis"));
     assert!(error(&["--bus", "redis://127.0.0.1:6379", "--bus-poll-millis", "5"]).contains("at least 10"));
     let redis = resolve(&["--bus", "redis://127.0.0.1:6379", "--bus-poll-millis", "200"]).unwrap();
@@ -101,7 +101,7 @@ fn bus_settings_that_would_do_nothing_stop_the_start() {
 }
 
 #[test]
-fn out_of_range_durations_are_refused_not_adjusted() {
+fn cfg1_out_of_range_durations_are_refused_not_adjusted() {
     assert!(error(&["--sse-heartbeat-secs", "0"]).contains("--sse-heartbeat-secs"));
     assert!(error(&["--session-ttl-days", "0"]).contains("--session-ttl-days"));
     assert!(error(&["--session-ttl-days", "100000000000000"]).contains("--session-ttl-days"));
@@ -138,7 +138,7 @@ fn proxies_origins_cookies_and_limits_resolve() {
 /// README lists every environment variable, and `KNOWN_ENV` (the unknown-variable warning)
 /// knows every flag's variable: a flag cannot be added without both.
 #[test]
-fn every_flag_is_documented_and_known() {
+fn cfg1_every_flag_is_documented_and_known() {
     use clap::CommandFactory;
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let command = Cli::command();

@@ -196,10 +196,15 @@ fn list_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
 fn x_forwarded_hops(headers: &HeaderMap) -> Vec<Hop> {
     let proto = list_values(headers, "x-forwarded-proto").last().map(|p| (*p).to_owned());
     let host = list_values(headers, "x-forwarded-host").last().map(|h| (*h).to_owned());
-    list_values(headers, "x-forwarded-for")
+    let hops: Vec<Hop> = list_values(headers, "x-forwarded-for")
         .into_iter()
         .map(|raw| Hop { address: parse_address(raw), proto: proto.clone(), host: host.clone() })
-        .collect()
+        .collect();
+    if hops.is_empty() {
+        // A proxy that names no client may still say how it was reached.
+        return vec![Hop { address: None, proto, host }];
+    }
+    hops
 }
 
 /// RFC 7239: `Forwarded: for=192.0.2.60;proto=https;host=a.example, for="[2001:db8::1]:4711"`.
@@ -300,6 +305,8 @@ mod tests {
         assert_eq!(context.client, "203.0.113.9".parse::<IpAddr>().unwrap());
         assert!(context.https);
         assert_eq!(context.origin, Origin::parse("https://shelf.example.com"));
+        let proto_only = RequestContext::of(&parts("127.0.0.1:1", &[("host", "a.example"), ("x-forwarded-proto", "https")]), &trusted);
+        assert_eq!((proto_only.client, proto_only.origin), ("127.0.0.1".parse().unwrap(), Origin::parse("https://a.example")));
         let mapped = RequestContext::of(&parts("[::ffff:127.0.0.1]:1", &[("x-forwarded-for", "2001:db8::5")]), &trusted);
         assert_eq!(mapped.client, "2001:db8::5".parse::<IpAddr>().unwrap());
     }

@@ -43,6 +43,11 @@ impl HashingPool {
         Self { permits: Arc::new(Semaphore::new(cores.max(1))), waiting: AtomicUsize::new(0), queue }
     }
 
+    /// Cores not hashing right now (for tests that need every core busy).
+    pub fn idle_cores(&self) -> usize {
+        self.permits.available_permits()
+    }
+
     /// Runs `work` on a blocking thread once a core is free, or answers
     /// [`ApiError::Overloaded`] if the line is full. The permit moves into the blocking task,
     /// so a cancelled request never lets more runs than cores proceed.
