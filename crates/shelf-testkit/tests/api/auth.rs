@@ -1,6 +1,5 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shelf_server::client::TrustedProxies;
 use shelf_server::ServerSettings;
 use shelf_testkit::{Api, Backend, TestServer, TestUser};
 
@@ -172,8 +171,7 @@ async fn au9_cookies_are_secure_and_host_prefixed_when_the_client_uses_https(bac
     let (cookie, token) = login_cookie(&direct, &user, &https).await;
     assert!(cookie.starts_with(&format!("shelf_session={token};")) && !cookie.contains("Secure"), "{cookie}");
 
-    let networks = TrustedProxies::parse_networks("127.0.0.1").unwrap();
-    let proxied = ServerSettings { trusted_proxies: TrustedProxies { networks, ..Default::default() }, ..Default::default() };
+    let proxied = shelf_testkit::behind_local_proxy();
     let server = TestServer::start_with(backend, proxied.clone()).await;
     let user = server.user().await;
     let (cookie, token) = login_cookie(&server, &user, &https).await;

@@ -5,9 +5,8 @@
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shelf_server::client::TrustedProxies;
 use shelf_server::ServerSettings;
-use shelf_testkit::{Api, Backend, Reply, TestServer};
+use shelf_testkit::{behind_local_proxy, Api, Backend, Reply, TestServer};
 
 shelf_testkit::on_every_backend!(
     au7_a_guessing_flood_on_one_account_gets_ten_password_checks,
@@ -18,10 +17,6 @@ shelf_testkit::on_every_backend!(
 
 const PASSWORD: &str = "correct horse battery";
 
-fn behind_proxy() -> ServerSettings {
-    let networks = TrustedProxies::parse_networks("127.0.0.1").unwrap();
-    ServerSettings { trusted_proxies: TrustedProxies { networks, ..Default::default() }, ..Default::default() }
-}
 
 async fn send(api: &Api, path: &str, client: Option<&str>, body: Value) -> Reply {
     let mut request = api.client.request(Method::POST, api.url(path)).json(&body);
@@ -49,7 +44,7 @@ fn assert_rate_limited(reply: &Reply) {
 /// The probe: 200 wrong-password logins at once. Each reserves its failure before any
 /// hashing, so exactly ten reach argon2 and the rest are refused at the cost of one upsert.
 async fn au7_a_guessing_flood_on_one_account_gets_ten_password_checks(backend: Backend) {
-    let server = TestServer::start_with(backend, behind_proxy()).await;
+    let server = TestServer::start_with(backend, behind_local_proxy()).await;
     let victim = server.user().await;
     // Correct logins never count: a user with many devices is never locked out by them.
     for device in 0..12 {
@@ -76,7 +71,7 @@ async fn au7_a_guessing_flood_on_one_account_gets_ten_password_checks(backend: B
 }
 
 async fn au7_failed_logins_are_limited_per_client_address(backend: Backend) {
-    let server = TestServer::start_with(backend, behind_proxy()).await;
+    let server = TestServer::start_with(backend, behind_local_proxy()).await;
     let user = server.user().await;
     let attacker = "198.51.100.7";
     // One guess at each of 100 addresses (unknown ones cost the same decoy check), a few at a time.
@@ -95,7 +90,7 @@ async fn au7_failed_logins_are_limited_per_client_address(backend: Backend) {
 }
 
 async fn au7_registrations_are_limited_per_address_and_forwarded_for_only_counts_behind_trusted_proxies(backend: Backend) {
-    let server = TestServer::start_with(backend, behind_proxy()).await;
+    let server = TestServer::start_with(backend, behind_local_proxy()).await;
     for _ in 0..20 {
         assert_eq!(register(&server, Some("192.0.2.50")).await.status, StatusCode::CREATED);
     }
@@ -117,7 +112,7 @@ async fn au7_registrations_are_limited_per_address_and_forwarded_for_only_counts
 /// With every core hashing and no room to wait, a login or registration is shed at once with
 /// 503 and Retry-After instead of queueing; nothing is counted against the client.
 async fn au8_a_saturated_hashing_queue_sheds_with_503(backend: Backend) {
-    let server = TestServer::start_with(backend, ServerSettings { hashing_queue: 0, ..behind_proxy() }).await;
+    let server = TestServer::start_with(backend, ServerSettings { hashing_queue: 0, ..behind_local_proxy() }).await;
     let user = server.user().await;
     let pool = server.state.hashing.clone();
     let cores = pool.idle_cores();

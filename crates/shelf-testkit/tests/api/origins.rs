@@ -3,9 +3,9 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use shelf_server::client::{Origin, TrustedProxies};
+use shelf_server::client::Origin;
 use shelf_server::ServerSettings;
-use shelf_testkit::{Backend, TestServer};
+use shelf_testkit::{behind_local_proxy, Backend, TestServer};
 use tokio_tungstenite::tungstenite;
 
 shelf_testkit::on_every_backend!(
@@ -16,10 +16,6 @@ shelf_testkit::on_every_backend!(
 
 const EVIL: &str = "http://evil.example";
 
-fn behind_proxy() -> ServerSettings {
-    let networks = TrustedProxies::parse_networks("127.0.0.1").unwrap();
-    ServerSettings { trusted_proxies: TrustedProxies { networks, ..Default::default() }, ..Default::default() }
-}
 
 async fn create_with_cookie(server: &TestServer, token: &str, headers: &[(&str, &str)]) -> StatusCode {
     let mut request =
@@ -45,7 +41,7 @@ async fn au5_csrf_origins_compare_scheme_host_and_port(backend: Backend) {
     assert_eq!(create_with_cookie(&server, &user.token, &spoofed).await, StatusCode::FORBIDDEN);
 
     // Behind a trusted proxy, the origin is the one the client used.
-    let proxied = TestServer::start_with(backend, behind_proxy()).await;
+    let proxied = TestServer::start_with(backend, behind_local_proxy()).await;
     let user = proxied.user().await;
     assert_eq!(create_with_cookie(&proxied, &user.token, &spoofed).await, StatusCode::CREATED);
     let downgraded = [("origin", "http://shelf.example.com"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "shelf.example.com")];
@@ -83,7 +79,7 @@ async fn au10_cookie_websockets_need_a_trusted_origin(backend: Backend) {
     let cookie = ("cookie", format!("shelf_session={}", user.token));
     // The probe: the cookie plus a foreign Origin was upgraded and streamed the library.
     assert_eq!(ws_handshake(&server, "", &[cookie.clone(), ("origin", EVIL.into())]).await, 403);
-    assert_eq!(ws_handshake(&server, "", &[cookie.clone()]).await, 403, "browsers always send Origin on handshakes");
+    assert_eq!(ws_handshake(&server, "", std::slice::from_ref(&cookie)).await, 403, "browsers always send Origin on handshakes");
     let other_scheme = server.base.replacen("http", "https", 1);
     assert_eq!(ws_handshake(&server, "", &[cookie.clone(), ("origin", other_scheme)]).await, 403);
     assert_eq!(ws_handshake(&server, "", &[cookie.clone(), ("origin", server.base.clone())]).await, 101);
