@@ -68,8 +68,11 @@ pub async fn logout(
     state.hub.close_device(device.device_id, shelf_api::ErrorCode::Unauthenticated);
     // Clear each session cookie the browser sent; with none (a Bearer logout), the one this
     // request would have been given.
-    let mut secure_flags: Vec<bool> =
-        [(true, SECURE_SESSION_COOKIE), (false, SESSION_COOKIE)].into_iter().filter(|(_, name)| cookie(&headers, name).is_some()).map(|(secure, _)| secure).collect();
+    let mut secure_flags: Vec<bool> = [(true, SECURE_SESSION_COOKIE), (false, SESSION_COOKIE)]
+        .into_iter()
+        .filter(|(_, name)| cookie(&headers, name).is_some())
+        .map(|(secure, _)| secure)
+        .collect();
     if secure_flags.is_empty() {
         secure_flags.push(secure_cookie(&state, &context));
     }
