@@ -26,6 +26,7 @@ pub enum ErrorCode {
     OffsetMismatch,
     UploadLocked,
     RangeNotSatisfiable,
+    RateLimited,
     ServiceUnavailable,
     Internal,
     /// A queued edit of a material that was deleted on another device (kept to restore).
@@ -60,6 +61,7 @@ impl ErrorCode {
             ErrorCode::OffsetMismatch => "offset_mismatch",
             ErrorCode::UploadLocked => "upload_locked",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Deleted => "deleted",

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
+use shelf_server::client::{Origin, ProxyHeader, TrustedProxies};
+use shelf_server::service::rate_limits::RateLimits;
 
 const DAY: u64 = 24 * 3600;
 
@@ -34,9 +36,38 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 4194304].
     #[arg(long, env = "SHELF_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Mark the session cookie `Secure` (serve behind HTTPS) [default: false].
+    /// `true`: the session cookie is always `Secure` (`__Host-shelf_session`); `false`: never
+    /// [default: `Secure` when a trusted proxy says the client used HTTPS].
     #[arg(long, env = "SHELF_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// Origins besides the server's own that may use the session cookie for changes and streams,
+    /// comma-separated, e.g. `https://app.example.com,http://localhost:5173` [default: none].
+    #[arg(long, env = "SHELF_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Reverse proxies whose forwarding header names the client and its scheme, e.g.
+    /// `10.0.0.0/8,127.0.0.1` [default: none; the socket peer is the client].
+    #[arg(long, env = "SHELF_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// The header those proxies set: `x-forwarded-for` (with `X-Forwarded-Proto`/`-Host`) or
+    /// `forwarded` (RFC 7239) [default: x-forwarded-for].
+    #[arg(long, env = "SHELF_PROXY_HEADER")]
+    pub proxy_header: Option<String>,
+    /// Wrong-password logins per account per window; 0 = no limit [default: 10].
+    #[arg(long, env = "SHELF_LOGIN_FAILURES_PER_ACCOUNT")]
+    pub login_failures_per_account: Option<u32>,
+    /// Failed logins per client address per window; 0 = no limit [default: 100].
+    #[arg(long, env = "SHELF_LOGIN_FAILURES_PER_ADDRESS")]
+    pub login_failures_per_address: Option<u32>,
+    /// Registrations per client address per window; 0 = no limit [default: 20].
+    #[arg(long, env = "SHELF_REGISTRATIONS_PER_ADDRESS")]
+    pub registrations_per_address: Option<u32>,
+    /// The window those limits count in, in seconds [default: 900].
+    #[arg(long, env = "SHELF_RATE_LIMIT_WINDOW_SECS")]
+    pub rate_limit_window_secs: Option<u64>,
+    /// Logins/registrations that may wait for a free core to hash a password; more get 503
+    /// [default: 64].
+    #[arg(long, env = "SHELF_HASHING_QUEUE")]
+    pub hashing_queue: Option<usize>,
     /// Seconds between heartbeat comments on event streams [default: 30].
     #[arg(long, env = "SHELF_SSE_HEARTBEAT_SECS")]
     pub sse_heartbeat_secs: Option<u64>,
@@ -45,16 +76,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SHELF_BUS")]
     pub bus: Option<String>,
     /// While the bus broker is unreachable, how often versions are polled from the database, in
-    /// milliseconds [default: 1000].
+    /// milliseconds, at least 10; only with `--bus postgres` or Redis [default: 1000].
     #[arg(long, env = "SHELF_BUS_POLL_MILLIS")]
     pub bus_poll_millis: Option<u64>,
-    /// Where attachment bytes live: `local` (a folder in the data dir) or `s3` [default: local].
+    /// Where attachment bytes live: `local` (a folder in the data dir) or `s3` [default: s3 if any
+    /// `--s3-*` flag is given, else local].
     #[arg(long, env = "SHELF_BLOB_STORE")]
     pub blob_store: Option<String>,
     /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (credentials from AWS_* variables).
     #[arg(long, env = "SHELF_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
-    /// S3 bucket.
+    /// S3 bucket (required for S3).
     #[arg(long, env = "SHELF_S3_BUCKET")]
     pub s3_bucket: Option<String>,
     /// S3 region [default: us-east-1].
@@ -79,6 +111,14 @@ pub struct FileConfig {
     pub session_ttl_days: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub secure_cookies: Option<bool>,
+    pub allowed_origins: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub proxy_header: Option<String>,
+    pub login_failures_per_account: Option<u32>,
+    pub login_failures_per_address: Option<u32>,
+    pub registrations_per_address: Option<u32>,
+    pub rate_limit_window_secs: Option<u64>,
+    pub hashing_queue: Option<usize>,
     pub sse_heartbeat_secs: Option<u64>,
     pub bus: Option<String>,
     pub bus_poll_millis: Option<u64>,
@@ -146,7 +186,11 @@ pub struct Config {
     pub tombstone_retention: Duration,
     pub session_ttl: Duration,
     pub max_body_bytes: usize,
-    pub secure_cookies: bool,
+    pub secure_cookies: Option<bool>,
+    pub allowed_origins: Vec<Origin>,
+    pub trusted_proxies: TrustedProxies,
+    pub rate_limits: RateLimits,
+    pub hashing_queue: usize,
     pub sse_heartbeat: Duration,
     pub bus: BusChoice,
     pub bus_poll_interval: Duration,
@@ -165,6 +209,10 @@ impl std::fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("secure_cookies", &self.secure_cookies)
+            .field("allowed_origins", &self.allowed_origins.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("rate_limits", &self.rate_limits)
+            .field("hashing_queue", &self.hashing_queue)
             .field("sse_heartbeat", &self.sse_heartbeat)
             .field("bus", &match &self.bus {
                 BusChoice::Redis(url) => format!("Redis({})", redact_url(url)),
@@ -201,38 +249,85 @@ impl Config {
         Self::resolve(args, file)
     }
 
+    /// Layers flags over the file over defaults. No setting is ever ignored: one that would
+    /// have no effect with the others (S3 details with `--blob-store local`, a poll interval
+    /// with the in-process bus, a proxy header without proxies) stops the start with a message
+    /// naming it, and S3 details alone select S3.
     pub fn resolve(args: ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let database_url = args.database_url.or(file.database_url);
         let bus = match args.bus.or(file.bus) {
             Some(raw) => BusChoice::parse(&raw)?,
             None => BusChoice::InProcess,
         };
-        let blobs = match args.blob_store.or(file.blob_store).as_deref() {
-            None | Some("local") => BlobChoice::Local,
-            Some("s3") => BlobChoice::S3 {
-                endpoint: args.s3_endpoint.or(file.s3_endpoint),
-                bucket: args.s3_bucket.or(file.s3_bucket).ok_or_else(|| anyhow::anyhow!("--blob-store s3 needs --s3-bucket"))?,
-                region: args.s3_region.or(file.s3_region).unwrap_or_else(|| "us-east-1".into()),
-            },
-            Some(other) => anyhow::bail!("unknown blob store {other:?}: use local or s3"),
+        let on_postgres = database_url.as_deref().is_some_and(|url| url.starts_with("postgres"));
+        anyhow::ensure!(bus != BusChoice::Postgres || on_postgres, "--bus postgres needs a PostgreSQL --database-url");
+        let bus_poll_interval = match (args.bus_poll_millis.or(file.bus_poll_millis), &bus) {
+            (Some(_), BusChoice::InProcess) => {
+                anyhow::bail!("--bus-poll-millis only applies to --bus postgres or a Redis bus; the in-process bus never polls")
+            }
+            (Some(millis), _) if millis < 10 => anyhow::bail!("--bus-poll-millis must be at least 10 (got {millis})"),
+            (millis, _) => Duration::from_millis(millis.unwrap_or(1000)),
         };
+        let s3 = S3Flags {
+            endpoint: args.s3_endpoint.or(file.s3_endpoint),
+            bucket: args.s3_bucket.or(file.s3_bucket),
+            region: args.s3_region.or(file.s3_region),
+        };
+        let blobs = s3.choose(args.blob_store.or(file.blob_store).as_deref())?;
         let max_file_size = parse_size(args.max_file_size.or(file.max_file_size).as_deref().unwrap_or("100MiB"))?;
         let user_quota = parse_size(args.user_quota.or(file.user_quota).as_deref().unwrap_or("10GiB"))?;
+        let sse_heartbeat_secs = args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(30);
+        anyhow::ensure!(sse_heartbeat_secs >= 1, "--sse-heartbeat-secs must be at least 1");
+        let session_ttl_days = args.session_ttl_days.or(file.session_ttl_days).unwrap_or(30);
+        anyhow::ensure!((1..=3650).contains(&session_ttl_days), "--session-ttl-days must be from 1 to 3650");
+        let tombstone_retention_days = args.tombstone_retention_days.or(file.tombstone_retention_days).unwrap_or(30);
+        anyhow::ensure!(tombstone_retention_days <= 36500, "--tombstone-retention-days must be at most 36500");
+        let allowed_origins = args
+            .allowed_origins
+            .or(file.allowed_origins)
+            .map(|raw| parse_origins(&raw))
+            .transpose()?
+            .unwrap_or_default();
+        let trusted_proxies = trusted_proxies(
+            args.trusted_proxies.or(file.trusted_proxies).as_deref(),
+            args.proxy_header.or(file.proxy_header).as_deref(),
+        )?;
+        let defaults = RateLimits::default();
+        let window_secs = args.rate_limit_window_secs.or(file.rate_limit_window_secs).unwrap_or(defaults.window.as_secs());
+        anyhow::ensure!(window_secs >= 1, "--rate-limit-window-secs must be at least 1");
+        let rate_limits = RateLimits {
+            login_failures_per_account: args
+                .login_failures_per_account
+                .or(file.login_failures_per_account)
+                .unwrap_or(defaults.login_failures_per_account),
+            login_failures_per_address: args
+                .login_failures_per_address
+                .or(file.login_failures_per_address)
+                .unwrap_or(defaults.login_failures_per_address),
+            registrations_per_address: args
+                .registrations_per_address
+                .or(file.registrations_per_address)
+                .unwrap_or(defaults.registrations_per_address),
+            window: Duration::from_secs(window_secs),
+        };
         Ok(Self {
             blobs,
             max_file_size,
             user_quota,
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".to_owned()),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shelf-data")),
-            database_url: args.database_url.or(file.database_url),
-            tombstone_retention: Duration::from_secs(
-                args.tombstone_retention_days.or(file.tombstone_retention_days).unwrap_or(30) * DAY,
-            ),
-            session_ttl: Duration::from_secs(args.session_ttl_days.or(file.session_ttl_days).unwrap_or(30) * DAY),
+            database_url,
+            tombstone_retention: Duration::from_secs(tombstone_retention_days * DAY),
+            session_ttl: Duration::from_secs(session_ttl_days * DAY),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(4 * 1024 * 1024),
-            secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
-            sse_heartbeat: Duration::from_secs(args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(30).max(1)),
+            secure_cookies: args.secure_cookies.or(file.secure_cookies),
+            allowed_origins,
+            trusted_proxies,
+            rate_limits,
+            hashing_queue: args.hashing_queue.or(file.hashing_queue).unwrap_or(64),
+            sse_heartbeat: Duration::from_secs(sse_heartbeat_secs),
             bus,
-            bus_poll_interval: Duration::from_millis(args.bus_poll_millis.or(file.bus_poll_millis).unwrap_or(1000).max(10)),
+            bus_poll_interval,
         })
     }
 
@@ -241,6 +336,58 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("shelf.db").display()))
+    }
+}
+
+/// The `--s3-*` settings, however they were given.
+struct S3Flags {
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+}
+
+impl S3Flags {
+    fn given(&self) -> Option<&'static str> {
+        [(self.endpoint.is_some(), "--s3-endpoint"), (self.bucket.is_some(), "--s3-bucket"), (self.region.is_some(), "--s3-region")]
+            .into_iter()
+            .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// `--blob-store` as given, or S3 when only S3 details were given.
+    fn choose(self, store: Option<&str>) -> anyhow::Result<BlobChoice> {
+        match (store, self.given()) {
+            (None, None) | (Some("local"), None) => Ok(BlobChoice::Local),
+            (Some("local"), Some(flag)) => anyhow::bail!("{flag} has no effect with --blob-store local; drop it or use --blob-store s3"),
+            (None | Some("s3"), given) => {
+                let why = match (store, given) {
+                    (None, Some(flag)) => flag,
+                    _ => "--blob-store s3",
+                };
+                let bucket = self.bucket.ok_or_else(|| anyhow::anyhow!("{why} selects S3 storage, which needs --s3-bucket"))?;
+                Ok(BlobChoice::S3 { endpoint: self.endpoint, bucket, region: self.region.unwrap_or_else(|| "us-east-1".into()) })
+            }
+            (Some(other), _) => anyhow::bail!("unknown blob store {other:?}: use local or s3"),
+        }
+    }
+}
+
+fn parse_origins(raw: &str) -> anyhow::Result<Vec<Origin>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Origin::parse(s).ok_or_else(|| anyhow::anyhow!("invalid --allowed-origins entry {s:?}: use scheme://host[:port]")))
+        .collect()
+}
+
+fn trusted_proxies(networks: Option<&str>, header: Option<&str>) -> anyhow::Result<TrustedProxies> {
+    let header = header.map(ProxyHeader::parse).transpose().map_err(|e| anyhow::anyhow!("--proxy-header: {e}"))?;
+    match networks {
+        None if header.is_some() => anyhow::bail!("--proxy-header has no effect without --trusted-proxies"),
+        None => Ok(TrustedProxies::default()),
+        Some(raw) => Ok(TrustedProxies {
+            networks: TrustedProxies::parse_networks(raw).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
+            header: header.unwrap_or_default(),
+        }),
     }
 }
 
@@ -258,6 +405,14 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_SESSION_TTL_DAYS",
     "SHELF_MAX_BODY_BYTES",
     "SHELF_SECURE_COOKIES",
+    "SHELF_ALLOWED_ORIGINS",
+    "SHELF_TRUSTED_PROXIES",
+    "SHELF_PROXY_HEADER",
+    "SHELF_LOGIN_FAILURES_PER_ACCOUNT",
+    "SHELF_LOGIN_FAILURES_PER_ADDRESS",
+    "SHELF_REGISTRATIONS_PER_ADDRESS",
+    "SHELF_RATE_LIMIT_WINDOW_SECS",
+    "SHELF_HASHING_QUEUE",
     "SHELF_SSE_HEARTBEAT_SECS",
     "SHELF_BUS",
     "SHELF_BUS_POLL_MILLIS",
@@ -278,71 +433,5 @@ pub fn unknown_env_names() -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    #[test]
-    fn layers_resolve_flag_over_env_over_file_over_default() {
-        let file = FileConfig {
-            listen: Some("127.0.0.1:1".into()),
-            data_dir: Some("from-file".into()),
-            session_ttl_days: Some(7),
-            ..Default::default()
-        };
-        // The variable names are unique to this test, so no other test races on them.
-        std::env::set_var("SHELF_DATA_DIR", "from-env");
-        std::env::set_var("SHELF_LISTEN", "127.0.0.1:2");
-        let cli = Cli::try_parse_from(["shelf", "--listen", "127.0.0.1:3"]).unwrap();
-        let config = Config::resolve(cli.serve, file).unwrap();
-        std::env::remove_var("SHELF_DATA_DIR");
-        std::env::remove_var("SHELF_LISTEN");
-        assert_eq!(config.listen, "127.0.0.1:3"); // flag beats env and file
-        assert_eq!(config.data_dir, PathBuf::from("from-env")); // env beats file
-        assert_eq!(config.session_ttl, Duration::from_secs(7 * DAY)); // file beats default
-        assert_eq!(config.max_body_bytes, 4 * 1024 * 1024); // default
-        assert_eq!(config.database_url(), "sqlite://from-env/shelf.db");
-    }
-
-    #[test]
-    fn database_password_is_redacted() {
-        let config = Config::resolve(
-            ServeArgs { database_url: Some("postgres://shelf:hunter2@db/shelf".into()), ..Default::default() },
-            FileConfig::default(),
-        )
-        .unwrap();
-        let shown = format!("{config:?}");
-        assert!(shown.contains("postgres://shelf:***@db/shelf"));
-        assert!(!shown.contains("hunter2"));
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
-        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-    }
-
-    #[test]
-    fn bus_choices_parse() {
-        assert_eq!(BusChoice::parse("postgres").unwrap(), BusChoice::Postgres);
-        assert_eq!(BusChoice::parse("redis://127.0.0.1:6379").unwrap(), BusChoice::Redis("redis://127.0.0.1:6379".into()));
-        assert!(BusChoice::parse("kafka").is_err());
-    }
-
-    #[test]
-    fn file_rejects_unknown_keys() {
-        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
-        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:80\"\ndata-dir = \"/var/lib/shelf\"").unwrap();
-        assert_eq!(file.data_dir, Some(PathBuf::from("/var/lib/shelf")));
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

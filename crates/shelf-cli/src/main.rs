@@ -56,6 +56,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session_ttl: config.session_ttl,
         tombstone_retention: config.tombstone_retention,
         secure_cookies: config.secure_cookies,
+        allowed_origins: config.allowed_origins.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        rate_limits: config.rate_limits.clone(),
+        hashing_queue: config.hashing_queue,
         sse_heartbeat: config.sse_heartbeat,
         upload_dir: config.data_dir.join("uploads"),
         max_file_size: config.max_file_size,
@@ -92,9 +96,8 @@ async fn open_bus(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<
     Ok(match &config.bus {
         BusChoice::InProcess => Arc::new(InProcessBus::new()),
         BusChoice::Postgres => {
-            let url = config.database_url();
-            anyhow::ensure!(url.starts_with("postgres"), "--bus postgres needs a PostgreSQL --database-url");
-            Arc::new(PostgresBus::connect(&url, source, poll).await.context("cannot start the PostgreSQL bus")?)
+            // Config::resolve already refused --bus postgres without a PostgreSQL database.
+            Arc::new(PostgresBus::connect(&config.database_url(), source, poll).await.context("cannot start the PostgreSQL bus")?)
         }
         BusChoice::Redis(url) => Arc::new(RedisBus::connect(url, source, poll).await.context("cannot start the Redis bus")?),
     })

@@ -1,5 +1,7 @@
 //! Validated values. Each `parse` is the only way in, so code past the edge never re-checks.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 /// Why an input was refused, naming the field so clients can point at it.
@@ -25,6 +27,20 @@ fn reject_nul(field: &'static str, raw: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Refuses text that cannot fit `max_chars` characters before any work that grows with its
+/// length: a character takes at most 4 bytes of UTF-8, so more bytes than `4 × max_chars` can
+/// never be valid. Then NUL, then the exact character count, all on bounded input.
+fn bounded_chars<'a>(field: &'static str, raw: &'a str, max_chars: usize, too_long: &str) -> Result<&'a str, ValidationError> {
+    if raw.len() > max_chars * 4 {
+        return Err(ValidationError::new(field, too_long));
+    }
+    reject_nul(field, raw)?;
+    if raw.chars().count() > max_chars {
+        return Err(ValidationError::new(field, too_long));
+    }
+    Ok(raw)
+}
+
 /// A lower-cased e-mail address of a plausible shape (`local@domain.tld`, ≤ 254 chars).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -33,9 +49,13 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let invalid = || ValidationError::new("email", "must be an e-mail address like name@example.com");
+        // Lower-casing can grow a string; anything this long is refused before it is copied.
+        if raw.len() > Self::MAX_LEN * 4 {
+            return Err(invalid());
+        }
         reject_nul("email", raw)?;
         let email = raw.trim().to_lowercase();
-        let invalid = || ValidationError::new("email", "must be an e-mail address like name@example.com");
         if email.is_empty() || email.len() > Self::MAX_LEN || email.chars().any(char::is_whitespace) {
             return Err(invalid());
         }
@@ -71,13 +91,9 @@ impl Password {
     pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        reject_nul("password", raw)?;
-        let chars = raw.chars().count();
-        if chars < Self::MIN_CHARS {
+        bounded_chars("password", raw, Self::MAX_CHARS, "must be at most 1024 characters")?;
+        if raw.chars().count() < Self::MIN_CHARS {
             return Err(ValidationError::new("password", "must be at least 8 characters"));
-        }
-        if chars > Self::MAX_CHARS {
-            return Err(ValidationError::new("password", "must be at most 1024 characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -96,10 +112,7 @@ impl DeviceName {
 
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
         let name = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("Unnamed device");
-        reject_nul("deviceName", name)?;
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new("deviceName", "must be at most 100 characters"));
-        }
+        let name = bounded_chars("deviceName", name, Self::MAX_CHARS, "must be at most 100 characters")?;
         Ok(Self(name.to_owned()))
     }
 
@@ -116,13 +129,9 @@ impl MaterialTitle {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        reject_nul("title", raw)?;
-        let title = raw.trim();
+        let title = bounded_chars("title", raw.trim(), Self::MAX_CHARS, "must be at most 500 characters")?;
         if title.is_empty() {
             return Err(ValidationError::new("title", "must not be empty"));
-        }
-        if title.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new("title", "must be at most 500 characters"));
         }
         Ok(Self(title.to_owned()))
     }
@@ -140,10 +149,10 @@ impl MaterialBody {
     pub const MAX_BYTES: usize = 1024 * 1024;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        reject_nul("body", raw)?;
         if raw.len() > Self::MAX_BYTES {
             return Err(ValidationError::new("body", "must be at most 1 MiB (1048576 bytes of UTF-8)"));
         }
+        reject_nul("body", raw)?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -160,23 +169,22 @@ impl Tags {
     pub const MAX_TAGS: usize = 50;
     pub const MAX_TAG_CHARS: usize = 64;
 
+    /// The list's length is checked before anything else, so a body of 40,000 tags costs one
+    /// comparison; de-duplication is a hash set, linear in the (at most 50) entries.
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, ValidationError> {
+        if raw.len() > Self::MAX_TAGS {
+            return Err(ValidationError::new("tags", "at most 50 tags"));
+        }
+        let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
         let mut tags: Vec<String> = Vec::with_capacity(raw.len());
         for tag in raw {
-            reject_nul("tags", tag.as_ref())?;
-            let tag = tag.as_ref().trim();
+            let tag = bounded_chars("tags", tag.as_ref().trim(), Self::MAX_TAG_CHARS, "a tag must be at most 64 characters")?;
             if tag.is_empty() {
                 return Err(ValidationError::new("tags", "a tag must not be empty"));
             }
-            if tag.chars().count() > Self::MAX_TAG_CHARS {
-                return Err(ValidationError::new("tags", "a tag must be at most 64 characters"));
-            }
-            if !tags.iter().any(|t| t == tag) {
+            if seen.insert(tag) {
                 tags.push(tag.to_owned());
             }
-        }
-        if tags.len() > Self::MAX_TAGS {
-            return Err(ValidationError::new("tags", "at most 50 tags"));
         }
         Ok(Self(tags))
     }
@@ -198,11 +206,8 @@ impl Position {
     pub const MAX_CHARS: usize = 256;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        reject_nul("position", raw)?;
-        if raw.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new("position", "must be at most 256 characters"));
-        }
-        Ok(Self(raw.to_owned()))
+        let position = bounded_chars("position", raw, Self::MAX_CHARS, "must be at most 256 characters")?;
+        Ok(Self(position.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -334,6 +339,31 @@ mod tests {
         assert!(Tags::parse(&["x".repeat(65)]).is_err());
         let many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
         assert!(Tags::parse(&many).is_err());
+    }
+
+    /// MAT1: the count is checked before any per-tag work. 40,000 entries (the issue 9 probe)
+    /// are refused for their number, not for the invalid first entry a per-tag pass would find.
+    #[test]
+    fn mat1_tag_count_is_checked_before_any_per_tag_work() {
+        let mut flood: Vec<String> = (0..40_000).map(|i| format!("tag-{i}")).collect();
+        flood[0] = String::new();
+        assert_eq!(Tags::parse(&flood).unwrap_err().message, "at most 50 tags");
+        let duplicates = vec!["same"; 51];
+        assert_eq!(Tags::parse(&duplicates).unwrap_err().message, "at most 50 tags");
+        assert_eq!(Tags::parse(&vec!["same"; 50]).unwrap().as_slice(), ["same"]);
+    }
+
+    /// Text longer than four bytes per allowed character is refused before it is scanned or copied.
+    #[test]
+    fn oversized_text_is_refused_by_length_before_other_checks() {
+        let nul_late = format!("{}\0", "a".repeat(4 * MaterialTitle::MAX_CHARS));
+        assert_eq!(MaterialTitle::parse(&nul_late).unwrap_err().message, "must be at most 500 characters");
+        let tag = format!("{}\0", "a".repeat(4 * Tags::MAX_TAG_CHARS));
+        assert_eq!(Tags::parse(&[tag]).unwrap_err().message, "a tag must be at most 64 characters");
+        assert!(Password::parse(&"p".repeat(5000)).is_err());
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(2000))).is_err());
+        assert!(Position::parse(&"€".repeat(256)).is_ok());
+        assert!(DeviceName::parse(Some(&"x".repeat(401))).is_err());
     }
 
     #[test]

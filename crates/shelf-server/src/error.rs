@@ -1,6 +1,6 @@
 //! The one place where outcomes become HTTP statuses and `{code, message}` bodies.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shelf_api::{ErrorBody, ErrorCode};
@@ -18,8 +18,10 @@ pub enum ApiError {
     Unauthenticated,
     #[error("wrong e-mail address or password")]
     InvalidCredentials,
-    #[error("cookie-authenticated requests that change data need the X-Shelf-Csrf header or a same-origin Origin")]
+    #[error("cookie-authenticated requests that change data need the X-Shelf-Csrf header or an Origin equal to this server's (or an allowed one)")]
     CsrfRejected,
+    #[error("a cookie-authenticated stream must come from this server's own origin or an allowed one; other clients use a Bearer token or ?ticket=")]
+    ForeignOrigin,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this e-mail address is already registered")]
@@ -52,6 +54,10 @@ pub enum ApiError {
     RangeNotSatisfiable(u64),
     #[error("blob storage failed")]
     Blob(#[source] shelf_blob::BlobError),
+    #[error("too many attempts; try again in {} seconds", .0.as_secs())]
+    RateLimited(std::time::Duration),
+    #[error("the server is busy; try again in {} seconds", .0.as_secs())]
+    Overloaded(std::time::Duration),
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -68,7 +74,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
-            ApiError::CsrfRejected => (StatusCode::FORBIDDEN, ErrorCode::CsrfRejected),
+            ApiError::CsrfRejected | ApiError::ForeignOrigin => (StatusCode::FORBIDDEN, ErrorCode::CsrfRejected),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
             ApiError::MaterialExists => (StatusCode::CONFLICT, ErrorCode::MaterialExists),
@@ -85,7 +91,8 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::RangeNotSatisfiable),
             ApiError::Blob(shelf_blob::BlobError::NotFound) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::Blob(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
@@ -125,7 +132,8 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
+        // Shed load is expected under a flood; one log line per refused request would add to it.
+        if status.is_server_error() && !matches!(self, ApiError::Overloaded(_)) {
             // The cause chain goes to the log; the client gets a generic message.
             let cause: &dyn std::error::Error = &self;
             tracing::error!(error = %self, cause = ?std::error::Error::source(cause), "request failed");
@@ -144,6 +152,9 @@ impl IntoResponse for ApiError {
             if let Ok(value) = format!("bytes */{size}").parse() {
                 response.headers_mut().insert(axum::http::header::CONTENT_RANGE, value);
             }
+        }
+        if let ApiError::RateLimited(after) | ApiError::Overloaded(after) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         }
         response
     }

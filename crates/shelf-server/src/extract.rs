@@ -3,12 +3,13 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use shelf_api::ErrorCode;
 
+use crate::client::{Origin, RequestContext};
 use crate::error::ApiError;
 use crate::service::auth::{authenticate, Credential};
-use crate::state::AppState;
+use crate::state::{AppState, ServerSettings};
 
 /// `axum::Json` whose failures answer `invalid_json`, `payload_too_large` or
 /// `unsupported_media_type` in the standard shape.
@@ -58,64 +59,123 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// The session making the request. Extracting it authenticates: Bearer token first, then the
-/// `shelf_session` cookie; a cookie-authenticated unsafe request must also pass the CSRF check.
+/// session cookie; a cookie-authenticated request must also pass the origin rules (spec AU5).
 #[derive(Debug, Clone, Copy)]
 pub struct CurrentDevice {
     pub user_id: shelf_core::UserId,
     pub device_id: shelf_core::DeviceId,
 }
 
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "shelf_session";
+/// Its name when `Secure`: browsers keep a `__Host-` cookie only if it is Secure, has `Path=/`
+/// and no `Domain`, so neither a subdomain nor a plain-HTTP page can plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-shelf_session";
 pub const CSRF_HEADER: &str = "x-shelf-csrf";
 
 impl FromRequestParts<AppState> for CurrentDevice {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let credential = credential(parts).ok_or(ApiError::Unauthenticated)?;
-        if matches!(credential, Credential::Cookie(_)) && !csrf_safe(parts) {
-            return Err(ApiError::CsrfRejected);
+        Self::authenticate(parts, state, false).await
+    }
+}
+
+impl CurrentDevice {
+    /// Authenticates the request; `stream` applies the event-stream and WebSocket origin rules
+    /// (spec AU10) to a cookie session instead of the plain-request ones.
+    pub async fn authenticate(parts: &Parts, state: &AppState, stream: bool) -> Result<Self, ApiError> {
+        let credential = credential(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        if matches!(credential, Credential::Cookie(_)) {
+            let cookie_use = CookieUse::of(parts, stream);
+            if !cookie_use.allowed(parts, &state.settings) {
+                return Err(if cookie_use == CookieUse::Change { ApiError::CsrfRejected } else { ApiError::ForeignOrigin });
+            }
         }
         let auth = authenticate(state.store.as_ref(), credential.token()).await?;
         Ok(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id })
     }
 }
 
-fn credential(parts: &Parts) -> Option<Credential<'_>> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
         return Some(Credential::Bearer(token.trim()));
     }
-    parts
-        .headers
+    // Both names are accepted so a server moving behind HTTPS keeps its sessions; the
+    // `__Host-` one wins because no plain-HTTP page can have set it.
+    cookie(headers, SECURE_SESSION_COOKIE).or_else(|| cookie(headers, SESSION_COOKIE)).map(Credential::Cookie)
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, token)| Credential::Cookie(token))
+        .find(|(found, _)| *found == name)
+        .map(|(_, token)| token)
 }
 
-/// Cookies ride along on cross-site requests; a custom header or a same-origin `Origin` cannot
-/// be forged by another site without a CORS preflight, which Shelf never grants.
-fn csrf_safe(parts: &Parts) -> bool {
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return true;
-    }
-    if parts.headers.contains_key(CSRF_HEADER) {
-        return true;
-    }
-    let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(origin), Some(host)) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-            origin_host.eq_ignore_ascii_case(host)
+/// What a cookie-authenticated request must show about the page that sent it. Cookies ride
+/// along on requests other sites make; these rules keep those requests from acting or reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CookieUse {
+    /// A plain GET/HEAD/OPTIONS: other sites cannot read the answer without CORS, which Shelf
+    /// never grants.
+    Read,
+    /// A change: the `X-Shelf-Csrf` header (other sites cannot add it without a CORS preflight)
+    /// or a trusted `Origin`.
+    Change,
+    /// A WebSocket handshake is not bound by CORS, so it needs a trusted `Origin`; browsers
+    /// always send one on handshakes.
+    WebSocket,
+    /// An event stream: a present `Origin` must be trusted and `Sec-Fetch-Site` must not say
+    /// another site; no `Origin` at all is fine, since browsers send none on a same-origin
+    /// `EventSource` (the web app's own stream).
+    EventStream,
+}
+
+impl CookieUse {
+    fn of(parts: &Parts, stream: bool) -> Self {
+        let upgrade = parts.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
+        if upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+            CookieUse::WebSocket
+        } else if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            CookieUse::Change
+        } else if stream {
+            CookieUse::EventStream
+        } else {
+            CookieUse::Read
         }
-        _ => false,
     }
+
+    fn allowed(self, parts: &Parts, settings: &ServerSettings) -> bool {
+        let origin = parts.headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
+        let trusted = |raw: &str| origin_trusted(raw, parts, settings);
+        match self {
+            CookieUse::Read => true,
+            CookieUse::Change => parts.headers.contains_key(CSRF_HEADER) || origin.is_some_and(trusted),
+            CookieUse::WebSocket => origin.is_some_and(trusted),
+            CookieUse::EventStream => match origin {
+                Some(origin) => trusted(origin),
+                None => {
+                    let site = parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    !(site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site"))
+                }
+            },
+        }
+    }
+}
+
+/// Whether `raw` (an `Origin` header) is this request's own origin — scheme, host and port —
+/// or one of `--allowed-origins`.
+fn origin_trusted(raw: &str, parts: &Parts, settings: &ServerSettings) -> bool {
+    let Some(origin) = Origin::parse(raw) else { return false };
+    settings.allowed_origins.contains(&origin) || RequestContext::of(parts, &settings.trusted_proxies).origin == Some(origin)
 }
 
 /// The library version in an `If-Match` header (`5`, `"5"` or `W/"5"`), if any.

@@ -2,6 +2,7 @@
 //! and outcomes into responses. It never picks a backend; the CLI (or a test) passes the
 //! `Store` and `ChangeBus` in.
 
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -40,7 +41,8 @@ impl AppState {
         if recorded > 0 {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");
         }
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs })
+        let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
+        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing })
     }
 }
 
@@ -73,7 +75,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         shutdown.await;
         hub.begin_shutdown();
     };
-    let service = app(state).into_make_service();
+    // The peer address feeds rate limits and the trusted-proxy check (`client.rs`).
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     purge.abort();
     sessions.abort();
@@ -110,6 +113,9 @@ async fn purge_tombstones_periodically(state: AppState) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "purged expired tombstones"),
             Err(error) => tracing::warn!(%error, "tombstone purge failed; will retry"),
+        }
+        if let Err(error) = service::rate_limits::purge(state.store.as_ref(), &state.settings.rate_limits, service::auth::now()).await {
+            tracing::warn!(%error, "rate-limit counter purge failed; will retry");
         }
     }
 }

@@ -16,8 +16,18 @@ pub struct ServerSettings {
     pub session_ttl: Duration,
     /// How long tombstones stay in the change feed before clients must resync.
     pub tombstone_retention: Duration,
-    /// Whether the session cookie is marked `Secure` (set when served over HTTPS).
-    pub secure_cookies: bool,
+    /// `Some(true)`: the session cookie is always `Secure` (and named `__Host-shelf_session`);
+    /// `Some(false)`: never; `None`: when a trusted proxy says the client used HTTPS.
+    pub secure_cookies: Option<bool>,
+    /// Origins besides the server's own that may use the session cookie for changes and
+    /// streams (`--allowed-origins`), e.g. a web app served from another port.
+    pub allowed_origins: Vec<crate::client::Origin>,
+    /// Reverse proxies whose forwarding headers name the client (`--trusted-proxies`).
+    pub trusted_proxies: crate::client::TrustedProxies,
+    /// Login and registration limits per client address and per account.
+    pub rate_limits: crate::service::rate_limits::RateLimits,
+    /// Password hashings that may wait for a free core; beyond that, 503 (`--hashing-queue`).
+    pub hashing_queue: usize,
     /// Interval of heartbeat comments on event streams.
     pub sse_heartbeat: Duration,
     /// How often open streams' sessions are re-checked (revocation by another instance, expiry).
@@ -41,7 +51,11 @@ impl Default for ServerSettings {
             max_body_bytes: 4 * 1024 * 1024,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             tombstone_retention: Duration::from_secs(30 * 24 * 3600),
-            secure_cookies: false,
+            secure_cookies: None,
+            allowed_origins: Vec::new(),
+            trusted_proxies: crate::client::TrustedProxies::default(),
+            rate_limits: crate::service::rate_limits::RateLimits::default(),
+            hashing_queue: 64,
             sse_heartbeat: Duration::from_secs(30),
             session_check_interval: Duration::from_secs(1),
             upload_dir: std::env::temp_dir().join("shelf-uploads"),
@@ -65,5 +79,7 @@ pub struct AppState {
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.
     pub blobs: Arc<dyn shelf_blob::BlobStore>,
+    /// Password hashing: one run per core, a bounded queue behind them.
+    pub hashing: Arc<crate::service::hashing::HashingPool>,
 }
 

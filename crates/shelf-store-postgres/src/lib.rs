@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 mod library;
+mod rate_limits;
 mod rows;
 mod sync;
 mod uploads;
@@ -117,6 +118,18 @@ impl Store for PostgresStore {
 
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
         accounts::consume_stream_ticket(&self.pool, ticket_hash, now).await
+    }
+
+    async fn count_attempts(&self, buckets: &[String], window_start: i64) -> StoreResult<Vec<i64>> {
+        rate_limits::count_attempts(&self.pool, buckets, window_start).await
+    }
+
+    async fn refund_attempts(&self, buckets: &[String], window_start: i64) -> StoreResult<()> {
+        rate_limits::refund_attempts(&self.pool, buckets, window_start).await
+    }
+
+    async fn purge_attempts(&self, before: i64) -> StoreResult<u64> {
+        rate_limits::purge_attempts(&self.pool, before).await
     }
 
     fn writer(&self) -> &dyn WriteBackend {

@@ -271,8 +271,8 @@ pub async fn au1_sessions_resolve_until_revoked_or_expired(store: &dyn Store) {
     assert!(store.session_by_token_hash(&live.token_hash, t).await.unwrap().is_none());
 }
 
-/// AU7: stream tickets are single use, expire, and die with their session.
-pub async fn au7_stream_tickets_are_single_use(store: &dyn Store) {
+/// RT6: stream tickets are single use, expire, and die with their session.
+pub async fn rt6_stream_tickets_are_single_use(store: &dyn Store) {
     let u = user(store).await;
     let t = now();
     let session = NewSession {
@@ -299,6 +299,52 @@ pub async fn au7_stream_tickets_are_single_use(store: &dyn Store) {
     store.revoke_session(u, session.device_id).await.unwrap();
     assert!(store.consume_stream_ticket(&orphaned, t).await.unwrap().is_none());
     assert!(store.live_devices(&[session.device_id], t).await.unwrap().is_empty());
+}
+
+/// AU7: attempt counters count per bucket and fixed window, refund within their window only,
+/// and are purged by window age.
+pub async fn au7_attempts_count_per_bucket_and_window(store: &dyn Store) {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (a, b) = (format!("test-a:{tag}"), format!("test-b:{tag}"));
+    let both = [a.clone(), b.clone()];
+    assert_eq!(store.count_attempts(&both, 1_000).await.unwrap(), vec![1, 1]);
+    assert_eq!(store.count_attempts(&both, 1_000).await.unwrap(), vec![2, 2]);
+    assert_eq!(store.count_attempts(std::slice::from_ref(&b), 1_000).await.unwrap(), vec![3]);
+    assert_eq!(store.count_attempts(&[b.clone(), a.clone()], 1_000).await.unwrap(), vec![4, 3], "order as given");
+    store.refund_attempts(std::slice::from_ref(&a), 1_000).await.unwrap();
+    assert_eq!(store.count_attempts(std::slice::from_ref(&a), 1_000).await.unwrap(), vec![3]);
+    // A new window starts again; a late attempt of the old window counts in the new one.
+    assert_eq!(store.count_attempts(std::slice::from_ref(&a), 2_000).await.unwrap(), vec![1]);
+    assert_eq!(store.count_attempts(std::slice::from_ref(&a), 1_000).await.unwrap(), vec![2]);
+    // A refund for a window that is over changes nothing; refunds never go below zero.
+    store.refund_attempts(std::slice::from_ref(&a), 1_000).await.unwrap();
+    for _ in 0..5 {
+        store.refund_attempts(std::slice::from_ref(&b), 1_000).await.unwrap();
+    }
+    assert_eq!(store.count_attempts(&both, 2_000).await.unwrap(), vec![3, 1]);
+    let c = format!("test-c:{tag}");
+    store.count_attempts(std::slice::from_ref(&c), 1_000).await.unwrap();
+    store.refund_attempts(std::slice::from_ref(&c), 1_000).await.unwrap();
+    store.refund_attempts(std::slice::from_ref(&c), 1_000).await.unwrap();
+    assert_eq!(store.count_attempts(std::slice::from_ref(&c), 1_000).await.unwrap(), vec![1]);
+    assert!(store.purge_attempts(2_000).await.unwrap() >= 1);
+    assert_eq!(store.count_attempts(std::slice::from_ref(&c), 1_000).await.unwrap(), vec![1], "purged");
+    assert_eq!(store.count_attempts(std::slice::from_ref(&a), 2_000).await.unwrap(), vec![4], "kept");
+}
+
+/// AU7: concurrent attempts never share a count, so a limit of N lets exactly N through.
+pub async fn au7_concurrent_attempts_each_see_a_distinct_count(store: Arc<dyn Store>) {
+    let buckets = vec![format!("test-race:{}", uuid::Uuid::new_v4().simple())];
+    let tasks = (0..30).map(|_| {
+        let (store, buckets) = (store.clone(), buckets.clone());
+        tokio::spawn(async move { store.count_attempts(&buckets, 7).await })
+    });
+    let mut counts: Vec<i64> = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        counts.extend(task.unwrap().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=30).collect::<Vec<_>>());
 }
 
 /// SY9: receipts make a replay a no-op; a merge against an older version uses that version's
@@ -553,14 +599,15 @@ macro_rules! contract_tests {
             cf4_purged_tombstones_require_resync,
             iso1_users_are_isolated,
             au1_sessions_resolve_until_revoked_or_expired,
-            au7_stream_tickets_are_single_use,
+            rt6_stream_tickets_are_single_use,
             sy9_receipts_bases_and_dead_letters,
             at1_attachments_travel_the_write_path,
             sy15_conflicts_are_capped_and_folded,
             sy17_large_merges_are_planned_outside_the_lock,
             at4_collection_and_backfill_of_stored_blobs,
             at6_one_writer_per_upload_until_its_lease_lapses,
-            at7_quota_counts_stored_blobs_and_uploads_in_flight
+            at7_quota_counts_stored_blobs_and_uploads_in_flight,
+            au7_attempts_count_per_bucket_and_window
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
@@ -571,6 +618,11 @@ macro_rules! contract_tests {
         async fn at7_racing_creations_reserve_atomically() {
             let (store, _guard) = $fresh().await;
             $crate::contract::at7_racing_creations_reserve_atomically(std::sync::Arc::new(store)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn au7_concurrent_attempts_each_see_a_distinct_count() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::au7_concurrent_attempts_each_see_a_distinct_count(std::sync::Arc::new(store)).await;
         }
     };
     (@each $fresh:path, $($name:ident),+) => {

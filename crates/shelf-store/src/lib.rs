@@ -74,6 +74,22 @@ pub trait Store: Send + Sync + 'static {
     /// session is live. A ticket can be consumed at most once, even by concurrent requests.
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
 
+    // --- rate limits ------------------------------------------------------------------------
+
+    /// Counts one attempt against each of `buckets` (distinct names such as
+    /// `login-address:192.0.2.1`) in the fixed window starting at `window_start` (Unix seconds)
+    /// and returns each bucket's count including this attempt, in the order given. A bucket last
+    /// counted in an earlier window starts again at 1. Each count is one atomic upsert, so
+    /// concurrent attempts on any number of instances each see a distinct count.
+    async fn count_attempts(&self, buckets: &[String], window_start: i64) -> StoreResult<Vec<i64>>;
+
+    /// Takes one attempt back from each bucket still counting the window `window_start` (a
+    /// login that turned out right is not a failure). Never goes below zero.
+    async fn refund_attempts(&self, buckets: &[String], window_start: i64) -> StoreResult<()>;
+
+    /// Deletes buckets whose window started before `before` (Unix seconds); returns how many.
+    async fn purge_attempts(&self, before: i64) -> StoreResult<u64>;
+
     // --- library: writes --------------------------------------------------------------------
 
     /// The backend's transaction runner for the single write path ([`write::apply`]).
@@ -190,4 +206,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// `(bucket, count)` rows from an upsert's RETURNING (which promises no order) as counts in the
+/// order of `buckets`, as [`Store::count_attempts`] answers.
+pub fn counts_in_order(buckets: &[String], rows: &[(String, i64)]) -> Vec<i64> {
+    let counts: std::collections::HashMap<&str, i64> = rows.iter().map(|(bucket, count)| (bucket.as_str(), *count)).collect();
+    buckets.iter().map(|bucket| counts.get(bucket.as_str()).copied().unwrap_or(0)).collect()
 }

@@ -78,6 +78,13 @@ impl Reply {
     }
 }
 
+/// Settings of a server behind a trusted reverse proxy at 127.0.0.1, where tests connect from:
+/// requests then say who the client is and how it connected with `X-Forwarded-*` headers.
+pub fn behind_local_proxy() -> ServerSettings {
+    let networks = shelf_server::client::TrustedProxies::parse_networks("127.0.0.1").expect("a valid address");
+    ServerSettings { trusted_proxies: shelf_server::client::TrustedProxies { networks, ..Default::default() }, ..Default::default() }
+}
+
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, ServerSettings::default()).await

@@ -38,14 +38,36 @@ pub async fn prepare_users(client: &reqwest::Client, args: &Args) -> anyhow::Res
 
 async fn register(client: &reqwest::Client, url: &str, email: String, devices: usize) -> anyhow::Result<LoadUser> {
     let body = json!({"email": email, "password": PASSWORD});
-    let registered = client.post(format!("{url}/api/auth/register")).json(&body).send().await?;
-    anyhow::ensure!(registered.status().is_success(), "register failed: {}", registered.status());
+    let registered = post_when_served(client, &format!("{url}/api/auth/register"), &body).await?;
+    anyhow::ensure!(
+        registered.status().is_success(),
+        "register failed: {} (a server under load tests needs --registrations-per-address 0)",
+        registered.status()
+    );
     let mut tokens = Vec::with_capacity(devices);
     for device in 0..devices {
         let body = json!({"email": email, "password": PASSWORD, "deviceName": format!("load device {device}")});
-        let login: serde_json::Value = client.post(format!("{url}/api/auth/login")).json(&body).send().await?.json().await?;
+        let login: serde_json::Value = post_when_served(client, &format!("{url}/api/auth/login"), &body).await?.json().await?;
         let token = login["token"].as_str().ok_or_else(|| anyhow::anyhow!("login failed: {login}"))?;
         tokens.push(token.to_owned());
     }
     Ok(LoadUser { email, tokens })
+}
+
+/// Posts, and while the server sheds password hashing (503 with `Retry-After`, see its
+/// `--hashing-queue`) waits as told and tries again: setup opens hundreds of logins at once.
+async fn post_when_served(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> anyhow::Result<reqwest::Response> {
+    loop {
+        let response = client.post(url).json(body).send().await?;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(response);
+        }
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("{url}: 503 without Retry-After"))?;
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
 }

@@ -1,5 +1,6 @@
 //! Accounts and device sessions: argon2id passwords, random bearer tokens stored hashed.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use shelf_store::{NewSession, SessionAuth, SessionInfo, Store};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
+use crate::service::hashing::HashingPool;
+use crate::service::rate_limits::{self, RateLimits, Reservation};
 
 /// How a request presented its token.
 pub enum Credential<'a> {
@@ -57,38 +60,25 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Each argon2id run holds 19 MiB and a core for tens of milliseconds. Unbounded, a burst of
-/// logins spawns hundreds of blocking threads and exhausts memory (seen: 24 GB, OOM-killed at
-/// 256 concurrent logins), so runs queue for one permit per core instead.
-fn hashing_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        tokio::sync::Semaphore::new(cores)
-    })
+async fn hash_password(hashing: &HashingPool, password: Password) -> ApiResult<String> {
+    hashing
+        .run(move || {
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            Argon2::default()
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 hashing failed: {e}")))
+        })
+        .await?
 }
 
-async fn hash_password(password: Password) -> ApiResult<String> {
-    let _permit = hashing_permits().acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 hashing failed: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-}
-
-async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
-    let _permit = hashing_permits().acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
-        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
+async fn verify_password(hashing: &HashingPool, password: String, hash: String) -> ApiResult<bool> {
+    hashing
+        .run(move || {
+            let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
+            Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await?
 }
 
 /// A real argon2id hash of a random password, verified against when the e-mail is unknown so
@@ -104,33 +94,42 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-pub async fn register(store: &dyn Store, email: &str, password: &str) -> ApiResult<UserId> {
+/// Who is signing up or in, and what keeps them from exhausting the server: the address limits
+/// count against, the limits, and the bounded hashing pool.
+pub struct Gate<'a> {
+    pub client: IpAddr,
+    pub limits: &'a RateLimits,
+    pub hashing: &'a HashingPool,
+}
+
+pub async fn register(store: &dyn Store, gate: &Gate<'_>, email: &str, password: &str) -> ApiResult<UserId> {
     let email = Email::parse(email)?;
     let password = Password::parse(password)?;
-    let hash = hash_password(password).await?;
+    let reservation = rate_limits::reserve_registration(store, gate.limits, gate.client, now()).await?;
+    let hash = match hash_password(gate.hashing, password).await {
+        Ok(hash) => hash,
+        Err(error) => return Err(refund_and_return(store, reservation, error).await),
+    };
     Ok(store.create_user(&email, &hash, now()).await?)
 }
 
 pub async fn login(
     store: &dyn Store,
+    gate: &Gate<'_>,
     email: &str,
     password: &str,
     device_name: Option<&str>,
     ttl: Duration,
 ) -> ApiResult<IssuedSession> {
     let device_name = DeviceName::parse(device_name)?;
-    let credentials = match Email::parse(email) {
-        Ok(email) => store.user_credentials(&email).await?,
-        Err(_) => None,
-    };
-    let (user_id, hash) = match credentials {
-        Some(c) => (Some(c.user_id), c.password_hash),
-        None => (None, decoy_hash().to_owned()),
-    };
-    let valid = verify_password(password.to_owned(), hash).await?;
-    let user_id = match (user_id, valid) {
-        (Some(user_id), true) => user_id,
-        _ => return Err(ApiError::InvalidCredentials),
+    let reservation = rate_limits::reserve_login(store, gate.limits, gate.client, email, now()).await?;
+    let user_id = match check_password(store, gate.hashing, email, password).await {
+        Ok(user_id) => {
+            rate_limits::refund(store, reservation).await?;
+            user_id
+        }
+        Err(ApiError::InvalidCredentials) => return Err(ApiError::InvalidCredentials),
+        Err(error) => return Err(refund_and_return(store, reservation, error).await),
     };
     let token = new_token();
     let created_at = now();
@@ -145,6 +144,39 @@ pub async fn login(
     };
     store.create_session(&session).await?;
     Ok(IssuedSession { token, device_id: session.device_id, user_id, expires_at: session.expires_at })
+}
+
+/// The user whose password this is, or `InvalidCredentials` — the same answer, after the same
+/// argon2 work (a decoy hash for unknown addresses), whichever part was wrong (spec AU3).
+async fn check_password(store: &dyn Store, hashing: &HashingPool, email: &str, password: &str) -> ApiResult<UserId> {
+    // No account has a longer password (Password::MAX_CHARS), so it cannot be right; refusing
+    // it unhashed keeps a multi-megabyte "password" from costing more than a short one.
+    if password.len() > Password::MAX_CHARS * 4 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let credentials = match Email::parse(email) {
+        Ok(email) => store.user_credentials(&email).await?,
+        Err(_) => None,
+    };
+    let (user_id, hash) = match credentials {
+        Some(c) => (Some(c.user_id), c.password_hash),
+        None => (None, decoy_hash().to_owned()),
+    };
+    match (user_id, verify_password(hashing, password.to_owned(), hash).await?) {
+        (Some(user_id), true) => Ok(user_id),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// A request that failed for the server's reasons (overload, an internal error) gives back the
+/// attempt it reserved, then reports its own error.
+async fn refund_and_return(store: &dyn Store, reservation: Reservation, error: ApiError) -> ApiError {
+    if let Err(refund_error) = rate_limits::refund(store, reservation).await {
+        // Deliberately not the answer: the original error is what the client must see; a lost
+        // refund only costs the client one attempt of its allowance.
+        tracing::warn!(error = %refund_error, "could not refund a rate-limit reservation");
+    }
+    error
 }
 
 /// Resolves a token to its live session, refreshing last-seen at most once a minute.

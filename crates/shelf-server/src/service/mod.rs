@@ -3,8 +3,10 @@
 
 pub mod attachments;
 pub mod auth;
+pub mod hashing;
 pub mod library;
 pub mod mutations;
+pub mod rate_limits;
 pub mod tickets;
 pub mod uploads;
 pub mod versions;

@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for StreamAuth {
                     .ok_or(ApiError::Unauthenticated)?;
                 Ok(StreamAuth(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id }))
             }
-            None => Ok(StreamAuth(CurrentDevice::from_request_parts(parts, state).await?)),
+            None => Ok(StreamAuth(CurrentDevice::authenticate(parts, state, true).await?)),
         }
     }
 }

@@ -1,6 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shelf_testkit::{Backend, TestServer};
+use shelf_server::ServerSettings;
+use shelf_testkit::{Api, Backend, TestServer, TestUser};
 
 shelf_testkit::on_every_backend!(
     au2_register_validates_and_rejects_duplicates,
@@ -8,6 +9,7 @@ shelf_testkit::on_every_backend!(
     au4_every_api_route_needs_a_session,
     au5_cookie_sessions_need_csrf_proof_for_changes,
     au6_revoked_devices_are_refused_from_the_next_request,
+    au9_cookies_are_secure_and_host_prefixed_when_the_client_uses_https,
 );
 
 async fn au2_register_validates_and_rejects_duplicates(backend: Backend) {
@@ -147,4 +149,58 @@ async fn au6_revoked_devices_are_refused_from_the_next_request(backend: Backend)
     let logout = server.call(Method::POST, "/api/auth/logout", Some(&user.token), None).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     assert_eq!(server.get("/api/library/version", &user.token).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn login_cookie(server: &TestServer, user: &TestUser, headers: &[(&str, &str)]) -> (String, String) {
+    let body = json!({"email": user.email, "password": user.password});
+    let mut request = server.client.post(server.url("/api/auth/login")).json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let reply = Api::reply(request.send().await.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    (cookie, reply.body["token"].as_str().unwrap().to_owned())
+}
+
+async fn au9_cookies_are_secure_and_host_prefixed_when_the_client_uses_https(backend: Backend) {
+    let https = [("x-forwarded-proto", "https"), ("x-forwarded-for", "192.0.2.1")];
+    // Directly over HTTP, and from a peer that is not a trusted proxy: a plain cookie.
+    let direct = TestServer::start(backend).await;
+    let user = direct.user().await;
+    let (cookie, token) = login_cookie(&direct, &user, &https).await;
+    assert!(cookie.starts_with(&format!("shelf_session={token};")) && !cookie.contains("Secure"), "{cookie}");
+
+    let proxied = shelf_testkit::behind_local_proxy();
+    let server = TestServer::start_with(backend, proxied.clone()).await;
+    let user = server.user().await;
+    let (cookie, token) = login_cookie(&server, &user, &https).await;
+    assert!(cookie.starts_with(&format!("__Host-shelf_session={token};")), "{cookie}");
+    assert!(cookie.contains("; Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    let (plain, _) = login_cookie(&server, &user, &[]).await;
+    assert!(plain.starts_with("shelf_session="), "the proxy did not say https: {plain}");
+
+    // The extractor takes either name; logout clears the one that came.
+    let read = server.client.get(server.url("/api/library/version")).header("cookie", format!("__Host-shelf_session={token}"));
+    assert_eq!(read.send().await.unwrap().status(), StatusCode::OK);
+    let logout = server
+        .client
+        .post(server.url("/api/auth/logout"))
+        .header("cookie", format!("__Host-shelf_session={token}"))
+        .header("x-shelf-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let cleared: Vec<&str> = logout.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    assert!(cleared[0].starts_with("__Host-shelf_session=;") && cleared[0].contains("Max-Age=0") && cleared[0].contains("Secure"));
+
+    // --secure-cookies decides when given, either way.
+    let always = TestServer::start_with(backend, ServerSettings { secure_cookies: Some(true), ..Default::default() }).await;
+    let user = always.user().await;
+    assert!(login_cookie(&always, &user, &[]).await.0.starts_with("__Host-shelf_session="));
+    let never = TestServer::start_with(backend, ServerSettings { secure_cookies: Some(false), ..proxied }).await;
+    let user = never.user().await;
+    assert!(login_cookie(&never, &user, &https).await.0.starts_with("shelf_session="));
 }

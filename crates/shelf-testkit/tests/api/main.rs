@@ -6,11 +6,14 @@
 mod atomicity;
 mod attachments;
 mod auth;
+mod bounds;
 mod concurrency;
 mod edges;
 mod feed;
 mod isolation;
+mod limits;
 mod materials;
+mod origins;
 mod realtime;
 mod sync;
 mod uploads;

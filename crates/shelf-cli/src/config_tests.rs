@@ -1,0 +1,152 @@
+//! Unit tests of `config.rs`: layering, parsing, and that no setting is ignored silently.
+
+use super::*;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[test]
+fn layers_resolve_flag_over_env_over_file_over_default() {
+    let file = FileConfig {
+        listen: Some("127.0.0.1:1".into()),
+        data_dir: Some("from-file".into()),
+        session_ttl_days: Some(7),
+        ..Default::default()
+    };
+    // The variable names are unique to this test, so no other test races on them.
+    std::env::set_var("SHELF_DATA_DIR", "from-env");
+    std::env::set_var("SHELF_LISTEN", "127.0.0.1:2");
+    let cli = Cli::try_parse_from(["shelf", "--listen", "127.0.0.1:3"]).unwrap();
+    let config = Config::resolve(cli.serve, file).unwrap();
+    std::env::remove_var("SHELF_DATA_DIR");
+    std::env::remove_var("SHELF_LISTEN");
+    assert_eq!(config.listen, "127.0.0.1:3"); // flag beats env and file
+    assert_eq!(config.data_dir, PathBuf::from("from-env")); // env beats file
+    assert_eq!(config.session_ttl, Duration::from_secs(7 * DAY)); // file beats default
+    assert_eq!(config.max_body_bytes, 4 * 1024 * 1024); // default
+    assert_eq!(config.database_url(), "sqlite://from-env/shelf.db");
+}
+
+#[test]
+fn database_password_is_redacted() {
+    let config = Config::resolve(
+        ServeArgs { database_url: Some("postgres://shelf:hunter2@db/shelf".into()), ..Default::default() },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(shown.contains("postgres://shelf:***@db/shelf"));
+    assert!(!shown.contains("hunter2"));
+}
+
+#[test]
+fn sizes_parse() {
+    assert_eq!(parse_size("100MiB").unwrap(), 100 * 1024 * 1024);
+    assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+    assert_eq!(parse_size("4096").unwrap(), 4096);
+    assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
+    assert!(parse_size("lots").is_err());
+    assert!(parse_size("5 parsecs").is_err());
+}
+
+#[test]
+fn bus_choices_parse() {
+    assert_eq!(BusChoice::parse("postgres").unwrap(), BusChoice::Postgres);
+    assert_eq!(BusChoice::parse("redis://127.0.0.1:6379").unwrap(), BusChoice::Redis("redis://127.0.0.1:6379".into()));
+    assert!(BusChoice::parse("kafka").is_err());
+}
+
+#[test]
+fn file_rejects_unknown_keys() {
+    assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    let file: FileConfig = toml::from_str("listen = \"0.0.0.0:80\"\ndata-dir = \"/var/lib/shelf\"").unwrap();
+    assert_eq!(file.data_dir, Some(PathBuf::from("/var/lib/shelf")));
+}
+
+fn resolve(flags: &[&str]) -> anyhow::Result<Config> {
+    let mut argv = vec!["shelf"];
+    argv.extend_from_slice(flags);
+    Config::resolve(Cli::try_parse_from(argv).unwrap().serve, FileConfig::default())
+}
+
+fn error(flags: &[&str]) -> String {
+    format!("{:#}", resolve(flags).unwrap_err())
+}
+
+#[test]
+fn cfg1_s3_settings_alone_select_s3_or_name_the_missing_flag() {
+    let config = resolve(&["--s3-endpoint", "http://127.0.0.1:9000", "--s3-bucket", "shelf"]).unwrap();
+    let expected = BlobChoice::S3 { endpoint: Some("http://127.0.0.1:9000".into()), bucket: "shelf".into(), region: "us-east-1".into() };
+    assert_eq!(config.blobs, expected);
+    let message = error(&["--s3-region", "eu-west-1"]);
+    assert!(message.contains("--s3-region") && message.contains("--s3-bucket"), "{message}");
+    let message = error(&["--blob-store", "local", "--s3-endpoint", "http://127.0.0.1:9000"]);
+    assert!(message.contains("--s3-endpoint") && message.contains("--blob-store local"), "{message}");
+    assert!(error(&["--blob-store", "s3"]).contains("--s3-bucket"));
+    assert_eq!(resolve(&[]).unwrap().blobs, BlobChoice::Local);
+}
+
+#[test]
+fn cfg1_bus_settings_that_would_do_nothing_stop_the_start() {
+    assert!(error(&["--bus-poll-millis", "200"]).contains("--bus-poll-millis"));
+    assert!(error(&["--bus", "redis://127.0.0.1:6379", "--bus-poll-millis", "5"]).contains("at least 10"));
+    let redis = resolve(&["--bus", "redis://127.0.0.1:6379", "--bus-poll-millis", "200"]).unwrap();
+    assert_eq!(redis.bus_poll_interval, Duration::from_millis(200));
+    assert!(error(&["--bus", "postgres"]).contains("PostgreSQL --database-url"));
+    assert!(resolve(&["--bus", "postgres", "--database-url", "postgres://db/shelf"]).is_ok());
+}
+
+#[test]
+fn cfg1_out_of_range_durations_are_refused_not_adjusted() {
+    assert!(error(&["--sse-heartbeat-secs", "0"]).contains("--sse-heartbeat-secs"));
+    assert!(error(&["--session-ttl-days", "0"]).contains("--session-ttl-days"));
+    assert!(error(&["--session-ttl-days", "100000000000000"]).contains("--session-ttl-days"));
+    assert!(error(&["--tombstone-retention-days", "100000000000000"]).contains("--tombstone-retention-days"));
+    assert!(error(&["--rate-limit-window-secs", "0"]).contains("--rate-limit-window-secs"));
+}
+
+#[test]
+fn proxies_origins_cookies_and_limits_resolve() {
+    let config = resolve(&[
+        "--trusted-proxies", "10.0.0.0/8,127.0.0.1",
+        "--proxy-header", "forwarded",
+        "--allowed-origins", "https://app.example.com, http://localhost:5173",
+        "--secure-cookies", "true",
+        "--login-failures-per-account", "5",
+        "--registrations-per-address", "0",
+        "--hashing-queue", "8",
+    ])
+    .unwrap();
+    assert_eq!(config.trusted_proxies.networks.len(), 2);
+    assert_eq!(config.trusted_proxies.header, ProxyHeader::Forwarded);
+    assert_eq!(config.allowed_origins, vec![Origin::parse("https://app.example.com").unwrap(), Origin::parse("http://localhost:5173").unwrap()]);
+    assert_eq!(config.secure_cookies, Some(true));
+    assert_eq!((config.rate_limits.login_failures_per_account, config.rate_limits.registrations_per_address), (5, 0));
+    assert_eq!(config.rate_limits.login_failures_per_address, RateLimits::default().login_failures_per_address);
+    assert_eq!(config.hashing_queue, 8);
+    let defaults = resolve(&[]).unwrap();
+    assert_eq!((defaults.secure_cookies, defaults.rate_limits, defaults.hashing_queue), (None, RateLimits::default(), 64));
+    assert!(error(&["--proxy-header", "forwarded"]).contains("--trusted-proxies"));
+    assert!(error(&["--trusted-proxies", "10.0.0.0/40"]).contains("--trusted-proxies"));
+    assert!(error(&["--allowed-origins", "example.com"]).contains("--allowed-origins"));
+}
+
+/// README lists every environment variable, and `KNOWN_ENV` (the unknown-variable warning)
+/// knows every flag's variable: a flag cannot be added without both.
+#[test]
+fn cfg1_every_flag_is_documented_and_known() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let command = Cli::command();
+    let envs: Vec<String> =
+        command.get_arguments().filter_map(|arg| arg.get_env()).map(|env| env.to_string_lossy().into_owned()).collect();
+    assert_eq!(envs.len(), KNOWN_ENV.len());
+    for env in &envs {
+        assert!(KNOWN_ENV.contains(&env.as_str()), "{env} missing from KNOWN_ENV");
+        assert!(env == "SHELF_CONFIG" || readme.contains(&format!("`{env}`")), "{env} missing from README");
+    }
+}

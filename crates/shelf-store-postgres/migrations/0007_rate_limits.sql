@@ -1,0 +1,8 @@
+-- Login and registration attempt counters (spec AU7), one row per bucket (a client address or
+-- an account), counted in fixed windows. In the database so limits hold across instances.
+CREATE TABLE rate_limits (
+    bucket TEXT PRIMARY KEY,
+    window_start BIGINT NOT NULL,
+    attempts BIGINT NOT NULL
+);
+CREATE INDEX rate_limits_window ON rate_limits (window_start);
