@@ -20,7 +20,7 @@ pub use library::{
 pub use sync::{
     AttachmentAddData, AttachmentRemoveData, BareEnvelope, ConflictFieldView, ConflictResolveData, ConflictSummaryView,
     ConflictView, Envelope, MaterialCreateData, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView,
-    MutationStatus, MutationType, NoData, RejectedPage, RejectedView, ResolutionView, ResolveConflictRequest, TagsInput,
+    MutationStatus, MutationType, NoData, RejectedPage, RejectedQueryParams, RejectedView, ResolutionView, ResolveConflictRequest, TagsInput,
     PROTOCOL_VERSION,
 };
 pub use attachments::{AttachRequest, AttachResponse, AttachmentView};

@@ -364,17 +364,29 @@ pub struct RejectedView {
     pub mutation_type: MutationType,
     pub material_id: Uuid,
     /// The mutation's `data` as it was sent (the shape its `type` defines); `null` in lists when
-    /// larger than `dataLimit` — read the entry itself for it.
+    /// larger than 16 KiB — read the entry itself (`GET /api/library/rejected/{id}`) for it.
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
     /// Bytes of `data` as JSON.
-    pub data_bytes: i64,
+    pub data_bytes: u64,
     /// e.g. `deleted` (the material was deleted concurrently), `not_found`, `conflict_overflow`.
     pub code: ErrorCode,
     pub message: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+}
+
+/// Which page of the dead-letter list to read.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RejectedQueryParams {
+    /// The `nextBefore` of the previous page.
+    pub before: Option<Uuid>,
+    /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

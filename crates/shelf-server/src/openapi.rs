@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(attachments::content))
         .routes(routes!(sync::apply))
         .routes(routes!(sync::rejected))
+        .routes(routes!(sync::rejected_one))
         .routes(routes!(sync::conflicts))
         .routes(routes!(sync::resolve))
         .routes(routes!(sse::events))

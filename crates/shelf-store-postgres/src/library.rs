@@ -1,7 +1,7 @@
 //! Library reads: version, materials, and the change feed.
 
 use shelf_core::{ChangeKind, ChangeOp, LibraryVersion, Material, MaterialId, Progress, UserId};
-use shelf_store::{trim_to_whole_versions, Change, ChangeData, ChangesPage, StoreError, StoreResult, TrimmedPage};
+use shelf_store::{known_more_after, page_until, Change, ChangeData, ChangesPage, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -103,7 +103,7 @@ fn change(row: &PgRow) -> StoreResult<Change> {
     })
 }
 
-pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {
+pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage> {
     // One repeatable-read transaction: the version, horizon and rows come from one snapshot.
     let mut tx = pool.begin().await.map_err(db_err)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -121,11 +121,20 @@ pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, l
     if (since.0 != 0 && since.0 < horizon) || since > library_version || since.0 < 0 {
         return Err(StoreError::ResyncRequired { since });
     }
-    let rows = feed_rows(&mut tx, user, since, i64::MAX, i64::from(limit) + 1).await?;
-    let (changes, has_more) = match trim_to_whole_versions(rows, limit as usize) {
-        TrimmedPage::Page { changes, has_more } => (changes, has_more),
-        TrimmedPage::WholeVersion(version) => {
-            (feed_rows(&mut tx, user, LibraryVersion(version.0 - 1), version.0, i64::MAX).await?, true)
+    let sizes = feed_sizes(&mut tx, user, since, i64::from(limit) + 1).await?;
+    let (changes, has_more) = match page_until(&sizes, limit as usize, max_bytes) {
+        None => (Vec::new(), false),
+        Some(until) => {
+            let has_more = match known_more_after(&sizes, until, limit as usize) {
+                Some(known) => known,
+                None => sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM library_changes WHERE user_id = $1 AND version > $2)")
+                    .bind(user.0)
+                    .bind(until.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?,
+            };
+            (feed_rows(&mut tx, user, since, until.0).await?, has_more)
         }
     };
     tx.commit().await.map_err(db_err)?;
@@ -136,19 +145,34 @@ pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, l
     Ok(ChangesPage { library_version, changes, has_more, next_since })
 }
 
-async fn feed_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    user: UserId,
-    since: LibraryVersion,
-    until: i64,
-    limit: i64,
-) -> StoreResult<Vec<Change>> {
-    let sql = format!("{FEED} WHERE c.user_id = $1 AND c.version > $2 AND c.version <= $3 ORDER BY c.version, c.kind LIMIT $4");
+/// Each candidate row's version and the bytes its entity adds to a page, without reading the
+/// entity (`octet_length` reads TOAST headers, not values).
+async fn feed_sizes(tx: &mut Transaction<'_, Postgres>, user: UserId, since: LibraryVersion, limit: i64) -> StoreResult<Vec<(LibraryVersion, u64)>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT c.version, (128 + COALESCE(octet_length(m.title) + octet_length(m.body) + octet_length(m.tags::text)
+                + octet_length(m.conflicts::text), 0) + COALESCE(octet_length(p.position) + 128, 0)
+                + COALESCE(octet_length(a.filename) + octet_length(a.content_type) + 192, 0))::BIGINT
+         FROM library_changes c
+         LEFT JOIN materials m ON c.op = 'upsert' AND c.kind = 'material' AND m.user_id = c.user_id AND m.id = c.entity_id
+         LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id
+         LEFT JOIN attachments a ON c.op = 'upsert' AND c.kind = 'attachment' AND a.user_id = c.user_id AND a.id = c.entity_id
+         WHERE c.user_id = $1 AND c.version > $2 ORDER BY c.version, c.kind LIMIT $3",
+    )
+    .bind(user.0)
+    .bind(since.0)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().map(|(v, bytes)| (LibraryVersion(v), bytes.unsigned_abs())).collect())
+}
+
+async fn feed_rows(tx: &mut Transaction<'_, Postgres>, user: UserId, since: LibraryVersion, until: i64) -> StoreResult<Vec<Change>> {
+    let sql = format!("{FEED} WHERE c.user_id = $1 AND c.version > $2 AND c.version <= $3 ORDER BY c.version, c.kind");
     let rows = sqlx::query(&sql)
         .bind(user.0)
         .bind(since.0)
         .bind(until)
-        .bind(limit)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;

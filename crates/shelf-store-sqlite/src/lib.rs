@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
 use shelf_store::write::WriteBackend;
 use shelf_store::{
-    ChangesPage, NewSession, NewUpload, Receipt, ReceiptKey, RejectedMutation, SessionAuth, SessionInfo, Store, StoreError,
+    ChangesPage, NewSession, NewUpload, Receipt, ReceiptKey, RejectedMutation, RejectedQuery, SessionAuth, SessionInfo, Store, StoreError,
     StoreResult, StoredBlob, UploadLease, UploadRecord, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -250,12 +250,16 @@ impl Store for SqliteStore {
         sync::receipt(&self.reader, user, key).await
     }
 
-    async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
-        sync::rejected_mutations(&self.reader, user, limit).await
+    async fn rejected_mutations(&self, user: UserId, query: RejectedQuery) -> StoreResult<Vec<RejectedMutation>> {
+        sync::rejected_mutations(&self.reader, user, query).await
     }
 
-    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage> {
-        library::changes_since(&self.reader, user, since, limit).await
+    async fn rejected_mutation(&self, user: UserId, id: uuid::Uuid) -> StoreResult<Option<RejectedMutation>> {
+        sync::rejected_mutation(&self.reader, user, id).await
+    }
+
+    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage> {
+        library::changes_since(&self.reader, user, since, limit, max_bytes).await
     }
 
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {

@@ -2,7 +2,7 @@
 //! (Receipts, conflicts and dead letters are written by the write path, `write_tx.rs`.)
 
 use shelf_core::{Conflict, ConflictField, DeviceId, MaterialId, UserId};
-use shelf_store::{Receipt, ReceiptKey, RejectedMutation, Rejection, StoreError, StoreResult};
+use shelf_store::{parse_rejection_kind_and_code, Receipt, ReceiptKey, RejectedMutation, RejectedQuery, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
@@ -68,29 +68,50 @@ fn rejected(row: &SqliteRow) -> StoreResult<RejectedMutation> {
     let device: Option<Uuid> = row.try_get("device_id").map_err(db_err)?;
     let kind: String = row.try_get("mutation_type").map_err(db_err)?;
     let code: String = row.try_get("code").map_err(db_err)?;
+    let (kind, code) = parse_rejection_kind_and_code(&kind, &code)?;
+    let data_bytes: i64 = row.try_get("data_bytes").map_err(db_err)?;
     Ok(RejectedMutation {
         id: row.try_get("id").map_err(db_err)?,
         device_id: device.map(DeviceId),
         mutation_id: row.try_get("mutation_id").map_err(db_err)?,
-        rejection: Rejection::from_stored(
-            &kind,
-            MaterialId(row.try_get("material_id").map_err(db_err)?),
-            row.try_get("data").map_err(db_err)?,
-            &code,
-            row.try_get("message").map_err(db_err)?,
-        )?,
+        kind,
+        material_id: MaterialId(row.try_get("material_id").map_err(db_err)?),
+        code,
+        message: row.try_get("message").map_err(db_err)?,
+        data: row.try_get("data").map_err(db_err)?,
+        data_bytes: data_bytes.unsigned_abs(),
         created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
     })
 }
 
-pub async fn rejected_mutations(pool: &SqlitePool, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>> {
-    let rows = sqlx::query("SELECT * FROM rejected_mutations WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?")
+pub async fn rejected_mutations(pool: &SqlitePool, user: UserId, query: RejectedQuery) -> StoreResult<Vec<RejectedMutation>> {
+    let rows = sqlx::query(
+        "SELECT id, device_id, mutation_id, mutation_type, material_id, code, message, created_at,
+                 octet_length(data) AS data_bytes, CASE WHEN octet_length(data) <= ? THEN data END AS data
+             FROM rejected_mutations WHERE user_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
+    )
+        .bind(i64::try_from(query.inline_bytes).unwrap_or(i64::MAX))
         .bind(user.0)
-        .bind(i64::from(limit))
+        .bind(query.before)
+        .bind(query.before)
+        .bind(i64::from(query.limit))
         .fetch_all(pool)
         .await
         .map_err(db_err)?;
     rows.iter().map(rejected).collect()
+}
+
+pub async fn rejected_mutation(pool: &SqlitePool, user: UserId, id: Uuid) -> StoreResult<Option<RejectedMutation>> {
+    let row = sqlx::query(
+        "SELECT id, device_id, mutation_id, mutation_type, material_id, code, message, created_at,
+                 octet_length(data) AS data_bytes, data FROM rejected_mutations WHERE user_id = ? AND id = ?",
+    )
+    .bind(user.0)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(rejected).transpose()
 }
 
 /// Drops merge bases older than the retention that are no longer a material's current state;

@@ -111,7 +111,7 @@ pub async fn cf1_feed_returns_latest_state_and_tombstones(store: &dyn Store) {
     store.apply(u, &set, now()).await.unwrap(); // v5
     store.apply(u, &LibraryMutation::DeleteMaterial { id: b, base_version: None }, now()).await.unwrap(); // v6
 
-    let page = store.changes_since(u, LibraryVersion(0), 100).await.unwrap();
+    let page = store.changes_since(u, LibraryVersion(0), 100, u64::MAX).await.unwrap();
     assert_eq!(page.library_version, LibraryVersion(6));
     let seen: Vec<_> = page.changes.iter().map(|c| (c.kind, c.id, c.op, c.version.0)).collect();
     assert_eq!(
@@ -126,13 +126,13 @@ pub async fn cf1_feed_returns_latest_state_and_tombstones(store: &dyn Store) {
     assert!(!page.has_more);
     assert_eq!(page.next_since, LibraryVersion(6));
 
-    let delta = store.changes_since(u, LibraryVersion(4), 100).await.unwrap();
+    let delta = store.changes_since(u, LibraryVersion(4), 100, u64::MAX).await.unwrap();
     assert!(delta.changes.iter().all(|c| c.version > LibraryVersion(4)));
     assert_eq!(delta.changes.len(), 2);
-    let empty = store.changes_since(u, LibraryVersion(6), 100).await.unwrap();
+    let empty = store.changes_since(u, LibraryVersion(6), 100, u64::MAX).await.unwrap();
     assert!(empty.changes.is_empty());
     assert!(matches!(
-        store.changes_since(u, LibraryVersion(7), 100).await,
+        store.changes_since(u, LibraryVersion(7), 100, u64::MAX).await,
         Err(StoreError::ResyncRequired { .. })
     ));
 }
@@ -151,7 +151,7 @@ pub async fn cf3_pages_follow_whole_versions(store: &dyn Store) {
     let mut since = LibraryVersion(0);
     let mut seen = 0;
     loop {
-        let page = store.changes_since(u, since, 3).await.unwrap();
+        let page = store.changes_since(u, since, 3, u64::MAX).await.unwrap();
         assert!(page.changes.len() <= 3);
         assert!(page.changes.len() % 2 == 0, "a version (material + progress) was split");
         seen += page.changes.len();
@@ -162,8 +162,25 @@ pub async fn cf3_pages_follow_whole_versions(store: &dyn Store) {
     }
     assert_eq!((seen, since), (14, LibraryVersion(8)));
     // A limit smaller than one version still returns that version whole.
-    let page = store.changes_since(u, LibraryVersion(0), 1).await.unwrap();
+    let page = store.changes_since(u, LibraryVersion(0), 1, u64::MAX).await.unwrap();
     assert_eq!((page.changes.len(), page.has_more, page.next_since), (2, true, LibraryVersion(2)));
+    // CF5: a page also stops at a byte budget, but always holds one whole version.
+    let page = store.changes_since(u, LibraryVersion(0), 100, 1).await.unwrap();
+    assert_eq!((page.changes.len(), page.has_more, page.next_since), (2, true, LibraryVersion(2)));
+    let page = store.changes_since(u, LibraryVersion(0), 100, 1_000).await.unwrap();
+    assert!((2..14).contains(&page.changes.len()) && page.has_more, "{} rows", page.changes.len());
+    let mut since = LibraryVersion(0);
+    let mut seen = 0;
+    loop {
+        let page = store.changes_since(u, since, 100, 700).await.unwrap();
+        assert!(page.changes.len() % 2 == 0, "a version was split");
+        seen += page.changes.len();
+        since = page.next_since;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!((seen, since), (14, LibraryVersion(8)), "following nextSince under a byte budget visits every change once");
 }
 
 /// CF4: purging tombstones raises the horizon; older cursors must resync, 0 still works.
@@ -174,9 +191,9 @@ pub async fn cf4_purged_tombstones_require_resync(store: &dyn Store) {
     store.apply(u, &LibraryMutation::DeleteMaterial { id, base_version: None }, now()).await.unwrap(); // v3
     let removed = store.purge_tombstones(now() + Duration::seconds(1)).await.unwrap();
     assert!(removed >= 1);
-    assert!(matches!(store.changes_since(u, LibraryVersion(2), 10).await, Err(StoreError::ResyncRequired { .. })));
-    assert!(store.changes_since(u, LibraryVersion(3), 10).await.unwrap().changes.is_empty());
-    let snapshot = store.changes_since(u, LibraryVersion(0), 10).await.unwrap();
+    assert!(matches!(store.changes_since(u, LibraryVersion(2), 10, u64::MAX).await, Err(StoreError::ResyncRequired { .. })));
+    assert!(store.changes_since(u, LibraryVersion(3), 10, u64::MAX).await.unwrap().changes.is_empty());
+    let snapshot = store.changes_since(u, LibraryVersion(0), 10, u64::MAX).await.unwrap();
     assert!(snapshot.changes.is_empty());
     assert_eq!(snapshot.next_since, LibraryVersion(3));
     // Live materials keep their current revision as a merge base through the purge.
@@ -200,7 +217,7 @@ pub async fn iso1_users_are_isolated(store: &dyn Store) {
     store.apply(alice, &create(id, "Alice's"), now()).await.unwrap();
     assert!(store.material(bob, id).await.unwrap().is_none());
     assert!(store.list_materials(bob, None, 10).await.unwrap().is_empty());
-    assert!(store.changes_since(bob, LibraryVersion(0), 10).await.unwrap().changes.is_empty());
+    assert!(store.changes_since(bob, LibraryVersion(0), 10, u64::MAX).await.unwrap().changes.is_empty());
     let update = store.apply(bob, &retitle(id, "hijack"), now()).await;
     assert!(matches!(update, Err(StoreError::Plan(PlanError::MaterialNotFound))));
     // Bob may use the same id for his own material; Alice's is untouched.
@@ -230,7 +247,7 @@ pub async fn lv4_concurrent_writers_never_gap_or_duplicate(store: Arc<dyn Store>
     versions.sort_unstable();
     assert_eq!(versions, (6..46).collect::<Vec<_>>());
     assert_eq!(store.library_version(u).await.unwrap(), LibraryVersion(45));
-    let page = store.changes_since(u, LibraryVersion(0), 100).await.unwrap();
+    let page = store.changes_since(u, LibraryVersion(0), 100, u64::MAX).await.unwrap();
     assert_eq!(page.changes.len(), 4);
     for change in &page.changes {
         let (material, _) = store.material(u, change.id).await.unwrap().unwrap();
@@ -350,7 +367,7 @@ pub async fn au7_concurrent_attempts_each_see_a_distinct_count(store: Arc<dyn St
 /// SY9: receipts make a replay a no-op; a merge against an older version uses that version's
 /// fields as the base; rejections land in the dead-letter list with their receipt.
 pub async fn sy9_receipts_bases_and_dead_letters(store: &dyn Store) {
-    use crate::{Delivery, Outcome, ReceiptKey, ReceiptStatus, Rejection};
+    use crate::{Delivery, Outcome, ReceiptKey, ReceiptStatus};
     use shelf_core::{MutationKind, RejectionCode};
     let u = user(store).await;
     let device = DeviceId::new();
@@ -397,17 +414,17 @@ pub async fn sy9_receipts_bases_and_dead_letters(store: &dyn Store) {
     let not_uploaded = attachment(id, 'f');
     assert!(matches!(store.apply_delivered(u, &not_uploaded, now(), delivery(4)).await.unwrap(), Outcome::Rejected(_)));
     assert!(matches!(store.apply_delivered(u, &not_uploaded, now(), delivery(4)).await.unwrap(), Outcome::Duplicate(_)));
-    let dead = store.rejected_mutations(u, 10).await.unwrap();
+    let page = |before, limit, inline_bytes| crate::RejectedQuery { before, limit, inline_bytes };
+    let dead = store.rejected_mutations(u, page(None, 10, 1000)).await.unwrap();
     assert_eq!(dead.len(), 2);
-    let judged = Rejection {
-        kind: MutationKind::AttachmentAdd,
-        material_id: id,
-        data: "{\"n\":4}".into(),
-        code: RejectionCode::NotFound,
-        message: PlanError::BlobNotFound.to_string(),
-    };
-    assert_eq!((dead[0].rejection.clone(), dead[0].mutation_id), (judged, Some(4)));
-    assert_eq!((dead[1].rejection.kind, dead[1].rejection.data.as_str()), (MutationKind::MaterialUpdate, "{\"n\":3}"));
+    assert_eq!((dead[0].kind, dead[0].material_id, dead[0].code, dead[0].mutation_id), (MutationKind::AttachmentAdd, id, RejectionCode::NotFound, Some(4)));
+    assert_eq!((dead[0].message.clone(), dead[0].data.as_deref()), (PlanError::BlobNotFound.to_string(), Some("{\"n\":4}")));
+    assert_eq!((dead[1].kind, dead[1].data.as_deref(), dead[1].data_bytes), (MutationKind::MaterialUpdate, Some("{\"n\":3}"), 7));
+    // Pages: newest first, `before` continues, large data stays out of lists but not out of reach.
+    let older = store.rejected_mutations(u, page(Some(dead[0].id), 10, 3)).await.unwrap();
+    assert_eq!((older.len(), older[0].id, older[0].data.clone()), (1, dead[1].id, None));
+    assert_eq!(store.rejected_mutation(u, dead[1].id).await.unwrap().unwrap().data.as_deref(), Some("{\"n\":3}"));
+    assert_eq!(store.rejected_mutation(user(store).await, dead[1].id).await.unwrap(), None, "per user");
     // An edit of a deleted material is rejected as `deleted`.
     store.apply(u, &LibraryMutation::DeleteMaterial { id, base_version: None }, now()).await.unwrap();
     let Outcome::Rejected(gone) = store.apply_delivered(u, &retitle(id, "late"), now(), delivery(5)).await.unwrap() else { panic!() };
@@ -449,7 +466,7 @@ pub async fn at1_attachments_travel_the_write_path(store: &dyn Store) {
     let other = user(store).await;
     assert!(matches!(store.apply(other, &attachment(id, 'a'), now()).await, Err(StoreError::Plan(PlanError::MaterialNotFound))));
     store.apply(u, &LibraryMutation::DeleteMaterial { id, base_version: None }, now()).await.unwrap(); // v6
-    let page = store.changes_since(u, LibraryVersion(4), 100).await.unwrap();
+    let page = store.changes_since(u, LibraryVersion(4), 100, u64::MAX).await.unwrap();
     let seen: Vec<_> = page.changes.iter().map(|c| (c.kind, c.id.0, c.op, c.version.0)).collect();
     assert_eq!(
         seen,
@@ -487,8 +504,8 @@ pub async fn sy15_conflicts_are_capped_and_folded(store: &dyn Store) {
     assert_eq!((material.conflicts.len(), kept.len()), (MAX_CONFLICTS_PER_MATERIAL, MAX_CONFLICTS_PER_MATERIAL));
     assert_eq!(kept[0].device_value, "Device 2");
     assert_eq!(material.conflicts[0], kept[0].summary());
-    let folded = store.rejected_mutations(u, 10).await.unwrap();
-    let mut texts: Vec<_> = folded.iter().map(|r| (r.rejection.code, r.rejection.data.clone())).collect();
+    let folded = store.rejected_mutations(u, crate::RejectedQuery { before: None, limit: 10, inline_bytes: 1000 }).await.unwrap();
+    let mut texts: Vec<_> = folded.iter().map(|r| (r.code, r.data.clone().unwrap_or_default())).collect();
     texts.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(
         texts,

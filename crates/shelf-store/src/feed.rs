@@ -1,76 +1,80 @@
 //! Backend-independent paging of the change feed.
+//!
+//! A page holds whole versions (a client that stores `nextSince` never skips half of a
+//! mutation's rows), at most `limit` rows and about `max_bytes` of entity data — except that the
+//! first version is always returned whole, however large, so every page makes progress.
+//! Backends first read each candidate row's version and size (cheap columns only), let
+//! [`page_until`] choose the last version, then read the rows up to it.
 
 use shelf_core::LibraryVersion;
 
-use crate::types::Change;
-
-/// A page cut on a version boundary.
-#[derive(Debug, PartialEq)]
-pub enum TrimmedPage {
-    /// These changes form whole versions; `has_more` says whether rows were left out.
-    Page { changes: Vec<Change>, has_more: bool },
-    /// The first version alone holds more than `limit` rows: read all rows of this version.
-    WholeVersion(LibraryVersion),
+/// The last version a page includes, from the candidate rows' `(version, bytes)` in feed order
+/// (read with `LIMIT limit + 1`). `None` when there are no rows.
+pub fn page_until(sizes: &[(LibraryVersion, u64)], limit: usize, max_bytes: u64) -> Option<LibraryVersion> {
+    let first = sizes.first()?.0;
+    let (mut rows, mut bytes, mut until) = (0usize, 0u64, first);
+    let mut i = 0;
+    while i < sizes.len() {
+        let version = sizes[i].0;
+        let group = sizes[i..].iter().take_while(|(v, _)| *v == version).count();
+        let group_bytes: u64 = sizes[i..i + group].iter().map(|(_, b)| b).sum();
+        let whole_version_seen = i + group < sizes.len() || sizes.len() <= limit;
+        let fits = rows + group <= limit && bytes + group_bytes <= max_bytes && whole_version_seen;
+        if version != first && !fits {
+            break;
+        }
+        rows += group;
+        bytes += group_bytes;
+        until = version;
+        i += group;
+    }
+    Some(until)
 }
 
-/// Cuts `rows` (ascending by version, at most `limit + 1`, as read with `LIMIT limit + 1`) so that
-/// no version is split across pages: a client that stores `nextSince` never skips half of a
-/// mutation's rows.
-pub fn trim_to_whole_versions(mut rows: Vec<Change>, limit: usize) -> TrimmedPage {
-    if rows.len() <= limit {
-        return TrimmedPage::Page { changes: rows, has_more: false };
+/// Whether rows after `until` exist, when the candidate rows tell: a candidate beyond `until`
+/// says yes; fewer candidates than `limit + 1` say no; otherwise the backend must look.
+pub fn known_more_after(sizes: &[(LibraryVersion, u64)], until: LibraryVersion, limit: usize) -> Option<bool> {
+    if sizes.iter().any(|(v, _)| *v > until) {
+        Some(true)
+    } else if sizes.len() <= limit {
+        Some(false)
+    } else {
+        None
     }
-    let first_left_out = rows[limit].version;
-    rows.truncate(limit);
-    while rows.last().is_some_and(|c| c.version == first_left_out) {
-        rows.pop();
-    }
-    if rows.is_empty() {
-        return TrimmedPage::WholeVersion(first_left_out);
-    }
-    TrimmedPage::Page { changes: rows, has_more: true }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shelf_core::{ChangeKind, ChangeOp, MaterialId};
 
-    fn change(version: i64) -> Change {
-        Change {
-            kind: ChangeKind::Material,
-            id: MaterialId::new(),
-            op: ChangeOp::Delete,
-            version: LibraryVersion(version),
-            data: None,
-        }
-    }
-
-    fn versions(page: &TrimmedPage) -> Vec<i64> {
-        match page {
-            TrimmedPage::Page { changes, .. } => changes.iter().map(|c| c.version.0).collect(),
-            TrimmedPage::WholeVersion(v) => vec![-v.0],
-        }
+    fn rows(list: &[(i64, u64)]) -> Vec<(LibraryVersion, u64)> {
+        list.iter().map(|(v, b)| (LibraryVersion(*v), *b)).collect()
     }
 
     #[test]
-    fn short_page_is_complete() {
-        let page = trim_to_whole_versions(vec![change(2), change(3)], 5);
-        assert_eq!(versions(&page), [2, 3]);
-        assert!(matches!(page, TrimmedPage::Page { has_more: false, .. }));
+    fn a_short_feed_is_one_page() {
+        let sizes = rows(&[(2, 10), (3, 10)]);
+        assert_eq!(page_until(&sizes, 5, 1000), Some(LibraryVersion(3)));
+        assert_eq!(known_more_after(&sizes, LibraryVersion(3), 5), Some(false));
+        assert_eq!(page_until(&[], 5, 1000), None);
     }
 
     #[test]
-    fn split_version_is_left_for_the_next_page() {
-        let rows = vec![change(2), change(3), change(3), change(3)];
-        let page = trim_to_whole_versions(rows, 3);
-        assert_eq!(versions(&page), [2]);
-        assert!(matches!(page, TrimmedPage::Page { has_more: true, .. }));
+    fn a_version_is_never_split_by_the_row_limit() {
+        let sizes = rows(&[(2, 1), (3, 1), (3, 1), (3, 1)]);
+        assert_eq!(page_until(&sizes, 3, 1000), Some(LibraryVersion(2)));
+        assert_eq!(known_more_after(&sizes, LibraryVersion(2), 3), Some(true));
+        // The first version alone exceeds the limit: it is read whole; more may follow.
+        let big = rows(&[(4, 1), (4, 1), (4, 1)]);
+        assert_eq!(page_until(&big, 2, 1000), Some(LibraryVersion(4)));
+        assert_eq!(known_more_after(&big, LibraryVersion(4), 2), None);
     }
 
     #[test]
-    fn oversized_version_is_read_whole() {
-        let rows = vec![change(4), change(4), change(4)];
-        assert_eq!(trim_to_whole_versions(rows, 2), TrimmedPage::WholeVersion(LibraryVersion(4)));
+    fn a_page_stops_at_the_byte_budget_but_holds_at_least_one_version() {
+        let sizes = rows(&[(2, 600), (3, 600), (4, 600)]);
+        assert_eq!(page_until(&sizes, 10, 1000), Some(LibraryVersion(2)));
+        assert_eq!(page_until(&sizes, 10, 1200), Some(LibraryVersion(3)));
+        assert_eq!(page_until(&rows(&[(2, 5000)]), 10, 1000), Some(LibraryVersion(2)), "one oversized version still goes");
     }
 }

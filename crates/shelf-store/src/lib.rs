@@ -17,10 +17,10 @@ pub mod contract;
 mod contract_uploads;
 
 pub use error::{StoreError, StoreResult};
-pub use feed::{trim_to_whole_versions, TrimmedPage};
+pub use feed::{known_more_after, page_until};
 pub use types::{
-    Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey, ReceiptStatus, RejectedMutation,
-    Rejection, SessionAuth, SessionInfo, UserCredentials,
+    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey,
+    ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
 
@@ -195,13 +195,18 @@ pub trait Store: Send + Sync + 'static {
     /// The stored result of a device's mutation, if it was delivered before.
     async fn receipt(&self, user: UserId, key: ReceiptKey) -> StoreResult<Option<Receipt>>;
 
-    /// The user's dead-letter list, newest first.
-    async fn rejected_mutations(&self, user: UserId, limit: u32) -> StoreResult<Vec<RejectedMutation>>;
+    /// A page of the user's dead-letter list, newest first; each entry's data inline only up to
+    /// the query's limit, so a page stays small however large the entries are.
+    async fn rejected_mutations(&self, user: UserId, query: RejectedQuery) -> StoreResult<Vec<RejectedMutation>>;
+
+    /// One dead-letter entry with all its data.
+    async fn rejected_mutation(&self, user: UserId, id: uuid::Uuid) -> StoreResult<Option<RejectedMutation>>;
 
     /// The latest state of every entity changed after `since`, ascending by version, never
-    /// splitting one version across pages. [`StoreError::ResyncRequired`] when tombstones the
-    /// client may have missed were purged, or when `since` is ahead of the library.
-    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32) -> StoreResult<ChangesPage>;
+    /// splitting one version across pages, at most `limit` rows and about `max_bytes` of data
+    /// (but always at least one whole version). [`StoreError::ResyncRequired`] when tombstones
+    /// the client may have missed were purged, or when `since` is ahead of the library.
+    async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage>;
 
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.

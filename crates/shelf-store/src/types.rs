@@ -154,11 +154,27 @@ pub struct Rejection {
 /// An entry of the dead-letter list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedMutation {
+    /// Time-ordered (UUIDv7): newest entries have the largest ids.
     pub id: uuid::Uuid,
     pub device_id: Option<DeviceId>,
     pub mutation_id: Option<i64>,
-    pub rejection: Rejection,
+    pub kind: MutationKind,
+    pub material_id: MaterialId,
+    pub code: RejectionCode,
+    pub message: String,
+    /// The mutation's data as JSON text; `None` in a list when larger than its inline limit.
+    pub data: Option<String>,
+    pub data_bytes: u64,
     pub created_at: OffsetDateTime,
+}
+
+/// Which part of the dead-letter list to read: entries older than `before`, newest first, at
+/// most `limit`, with data inline up to `inline_bytes` each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RejectedQuery {
+    pub before: Option<uuid::Uuid>,
+    pub limit: u32,
+    pub inline_bytes: u64,
 }
 
 /// The latest state of one changed entity.
@@ -221,15 +237,10 @@ impl Receipt {
     }
 }
 
-impl Rejection {
-    /// Rebuilds a dead-letter entry from its stored columns.
-    pub fn from_stored(kind: &str, material_id: MaterialId, data: String, code: &str, message: String) -> crate::StoreResult<Self> {
-        Ok(Rejection {
-            kind: MutationKind::parse(kind).ok_or_else(|| corrupt(format!("mutation type {kind:?}")))?,
-            material_id,
-            data,
-            code: RejectionCode::parse(code).ok_or_else(|| corrupt(format!("rejection code {code:?}")))?,
-            message,
-        })
-    }
+/// A dead-letter entry's stored type and code, parsed; unknown values are errors.
+pub fn parse_rejection_kind_and_code(kind: &str, code: &str) -> crate::StoreResult<(MutationKind, RejectionCode)> {
+    Ok((
+        MutationKind::parse(kind).ok_or_else(|| corrupt(format!("mutation type {kind:?}")))?,
+        RejectionCode::parse(code).ok_or_else(|| corrupt(format!("rejection code {code:?}")))?,
+    ))
 }

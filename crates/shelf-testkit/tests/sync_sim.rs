@@ -162,7 +162,7 @@ impl World {
     async fn pull(&mut self, d: usize, seed: u64) {
         loop {
             let cursor = self.devices[d].cursor;
-            let page = self.store.changes_since(self.user, cursor, 7).await.unwrap_or_else(|e| panic!("seed {seed}: feed: {e}"));
+            let page = self.store.changes_since(self.user, cursor, 7, 1_500).await.unwrap_or_else(|e| panic!("seed {seed}: feed: {e}"));
             let device = &mut self.devices[d];
             for change in page.changes {
                 match (change.kind, change.data) {
@@ -258,7 +258,8 @@ async fn run_schedule(state: AppState, seed: u64) -> BTreeMap<String, u64> {
         assert_eq!(seen, server, "seed {seed}: device {d} differs from the server after syncing");
     }
     // Every mutation is accounted for, and study time is counted exactly once.
-    let dead = world.store.rejected_mutations(user, 10_000).await.unwrap();
+    let everything = shelf_store::RejectedQuery { before: None, limit: 10_000, inline_bytes: 0 };
+    let dead = world.store.rejected_mutations(user, everything).await.unwrap();
     let mut studied: HashMap<MaterialId, i64> = HashMap::new();
     let mut deleted_or_recreated: Vec<MaterialId> = Vec::new();
     for ((d, mutation_id), (mutation_type, id, delta)) in &world.queued {

@@ -3,13 +3,13 @@
 use axum::extract::State;
 use shelf_api::{
     ConflictView, ErrorBody, MaterialMutationResponse, MaterialView, MutationBatchRequest, MutationBatchResponse, RejectedPage,
-    RejectedView, ResolveConflictRequest,
+    RejectedQueryParams, RejectedView, ResolveConflictRequest,
 };
 use shelf_core::{LibraryMutation, MaterialId};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{CurrentDevice, Json, Path};
+use crate::extract::{CurrentDevice, Json, Path, Query};
 use crate::service::{library, mutations};
 use crate::state::AppState;
 
@@ -26,29 +26,45 @@ pub async fn apply(
     Ok(Json(MutationBatchResponse { library_version: version.0, results }))
 }
 
-/// The dead-letter list: mutations that could not apply, newest first, kept so they can be restored.
+/// The dead-letter list: mutations that could not apply, newest first, kept so they can be
+/// restored. Paged with `before`; an entry's `data` is inline up to 16 KiB.
 #[utoipa::path(get, operation_id = "listRejectedMutations", path = "/api/library/rejected", tag = "sync", security(("bearer" = []), ("cookie" = [])),
+    params(RejectedQueryParams),
     responses((status = 200, body = RejectedPage), (status = 401, body = ErrorBody)))]
-pub async fn rejected(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<RejectedPage>> {
-    let items = state.store.rejected_mutations(device.user_id, 500).await?;
-    Ok(Json(RejectedPage {
-        items: items
-            .into_iter()
-            .map(|r| RejectedView {
-                id: r.id,
-                device_id: r.device_id.map(|d| d.0),
-                mutation_id: r.mutation_id,
-                mutation_type: r.rejection.kind.into(),
-                material_id: r.rejection.material_id.0,
-                data_bytes: r.rejection.data.len() as i64,
-                data: serde_json::from_str(&r.rejection.data).ok(),
-                code: r.rejection.code.into(),
-                message: r.rejection.message,
-                created_at: r.created_at,
-            })
-            .collect(),
-        next_before: None,
-    }))
+pub async fn rejected(
+    State(state): State<AppState>,
+    device: CurrentDevice,
+    Query(query): Query<RejectedQueryParams>,
+) -> ApiResult<Json<RejectedPage>> {
+    let (items, next_before) = library::rejected(state.store.as_ref(), device.user_id, query.before, query.limit).await?;
+    let items = items.iter().map(rejected_view).collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(RejectedPage { items, next_before }))
+}
+
+/// One dead-letter entry with all its data.
+#[utoipa::path(get, operation_id = "getRejectedMutation", path = "/api/library/rejected/{rejectedId}", tag = "sync",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("rejectedId" = Uuid, Path)),
+    responses((status = 200, body = RejectedView), (status = 404, body = ErrorBody)))]
+pub async fn rejected_one(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Json<RejectedView>> {
+    let entry = state.store.rejected_mutation(device.user_id, id).await?.ok_or(ApiError::NotFound("rejected mutation"))?;
+    Ok(Json(rejected_view(&entry)?))
+}
+
+fn rejected_view(r: &shelf_store::RejectedMutation) -> ApiResult<RejectedView> {
+    let data = r.data.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(RejectedView {
+        id: r.id,
+        device_id: r.device_id.map(|d| d.0),
+        mutation_id: r.mutation_id,
+        mutation_type: r.kind.into(),
+        material_id: r.material_id.0,
+        data,
+        data_bytes: r.data_bytes,
+        code: r.code.into(),
+        message: r.message.clone(),
+        created_at: r.created_at,
+    })
 }
 
 /// The material's unresolved conflicts.

@@ -14,6 +14,8 @@ use crate::state::AppState;
 
 /// Largest delta carried inside an event with `?changes=1`; beyond it the event says `resync`.
 pub const MAX_INLINE_CHANGES: u32 = 100;
+/// Largest delta in bytes carried inside an event; beyond it the event says `resync`.
+pub const MAX_INLINE_BYTES: u64 = 256 * 1024;
 
 /// One thing to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +118,7 @@ impl VersionStream {
         let mut payload = json!({"libraryVersion": version.0, "epoch": self.state.epoch.0});
         if self.with_changes {
             let since = self.last_sent.unwrap_or(LibraryVersion(0));
-            match self.state.store.changes_since(self.user, since, MAX_INLINE_CHANGES).await {
+            match self.state.store.changes_since(self.user, since, MAX_INLINE_CHANGES, MAX_INLINE_BYTES).await {
                 Ok(page) if !page.has_more => {
                     payload["changes"] = Value::Array(
                         page.changes.iter().map(|c| serde_json::to_value(change_view(c)).unwrap_or(Value::Null)).collect(),

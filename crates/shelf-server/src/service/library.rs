@@ -88,6 +88,9 @@ pub async fn list(
 
 pub const DEFAULT_CHANGES: u32 = 500;
 pub const MAX_CHANGES: u32 = 1000;
+/// A feed page stops at about this much entity data (always holding one whole version), so a
+/// response stays bounded whatever the bodies weigh (1,000 × 1 MiB would be 1 GB).
+pub const MAX_PAGE_BYTES: u64 = 4 * 1024 * 1024;
 
 pub async fn changes(store: &dyn Store, user: UserId, since: Option<i64>, limit: Option<u32>) -> ApiResult<ChangesPage> {
     let limit = page_limit(limit, DEFAULT_CHANGES, MAX_CHANGES)?;
@@ -95,7 +98,27 @@ pub async fn changes(store: &dyn Store, user: UserId, since: Option<i64>, limit:
     if since < 0 {
         return Err(shelf_core::ValidationError::new("since", "must be 0 or a library version").into());
     }
-    Ok(store.changes_since(user, LibraryVersion(since), limit).await?)
+    Ok(store.changes_since(user, LibraryVersion(since), limit, MAX_PAGE_BYTES).await?)
+}
+
+/// The dead-letter list's default and largest page, and how much of an entry's data rides in a
+/// list (the rest is read one entry at a time): 200 × 16 KiB bounds a page at about 3 MiB.
+pub const DEFAULT_REJECTED: u32 = 50;
+pub const MAX_REJECTED: u32 = 200;
+pub const REJECTED_INLINE_BYTES: u64 = 16 * 1024;
+
+/// A page of the dead-letter list, and the cursor of the next one.
+pub async fn rejected(
+    store: &dyn Store,
+    user: UserId,
+    before: Option<uuid::Uuid>,
+    limit: Option<u32>,
+) -> ApiResult<(Vec<shelf_store::RejectedMutation>, Option<uuid::Uuid>)> {
+    let limit = page_limit(limit, DEFAULT_REJECTED, MAX_REJECTED)?;
+    let query = shelf_store::RejectedQuery { before, limit, inline_bytes: REJECTED_INLINE_BYTES };
+    let items = store.rejected_mutations(user, query).await?;
+    let next = if items.len() == limit as usize { items.last().map(|r| r.id) } else { None };
+    Ok((items, next))
 }
 
 fn page_limit(limit: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
