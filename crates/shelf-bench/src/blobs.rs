@@ -92,7 +92,8 @@ pub async fn run(size_mib: usize, s3: bool) -> anyhow::Result<()> {
 
 /// The same file through the S3 client library alone (no Shelf), as the reference.
 async fn direct_s3(source: &std::path::Path, len: usize) -> anyhow::Result<()> {
-    use shelf_blob::{BlobKey, BlobStore, S3BlobStore, S3Settings};
+    use shelf_blob::{BlobKey, BlobStore};
+    use shelf_blob_s3::{S3BlobStore, S3Settings};
     let endpoint = shelf_testkit::s3_endpoint();
     let bucket = format!("shelf-bench-{}", uuid::Uuid::new_v4().simple());
     reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await?;

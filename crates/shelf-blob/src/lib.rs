@@ -7,7 +7,6 @@
 //! that is not stored.
 
 mod local;
-mod s3;
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -17,7 +16,6 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use local::LocalBlobStore;
-pub use s3::{S3BlobStore, S3Settings};
 
 /// A user's blob.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,7 +30,7 @@ impl BlobKey {
         format!("{}/{}", self.user, self.sha256)
     }
 
-    fn parse(path: &str) -> Option<Self> {
+    pub fn parse(path: &str) -> Option<Self> {
         let (user, sha256) = path.split_once('/')?;
         let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
         Some(Self { user: uuid::Uuid::parse_str(user).ok()?, sha256: sha256.to_owned() }).filter(|_| valid)
@@ -57,7 +55,7 @@ pub enum BlobError {
 }
 
 impl BlobError {
-    fn backend(error: impl std::fmt::Display) -> Self {
+    pub fn backend(error: impl std::fmt::Display) -> Self {
         BlobError::Backend(error.to_string())
     }
 }

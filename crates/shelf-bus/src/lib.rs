@@ -5,15 +5,18 @@
 //! holding the latest version, so a slow subscriber never queues events — it sees the newest
 //! version when it next looks, and memory per subscriber is constant (spec RT3).
 //!
-//! Cross-instance buses ([`PostgresBus`], [`RedisBus`]) are at-most-once transports. What makes
+//! Cross-instance buses (`shelf-bus-postgres`, `shelf-bus-redis`, built on [`RemoteBus`]) are
+//! at-most-once transports; they live in their own crates so that nothing depending on this seam
+//! pulls in a database driver or a Redis client. What makes
 //! them safe is recovery: after any reconnect they re-read, from the database, the versions of
 //! every user subscribed on this instance, and while disconnected they poll those versions, so
 //! a stream always ends at the right version even if messages were lost.
 
 mod local;
-pub mod postgres;
 mod recovery;
-mod redis_bus;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 
 use std::sync::Arc;
 
@@ -22,9 +25,7 @@ use shelf_core::{LibraryVersion, UserId};
 use tokio::sync::watch;
 
 pub use local::{InProcessBus, LocalChannels};
-pub use postgres::PostgresBus;
-pub use recovery::RemoteBus;
-pub use redis_bus::RedisBus;
+pub use recovery::{Outbox, Recovery, RemoteBus};
 
 /// Announces committed library versions to subscribers on this instance and, for
 /// cross-instance implementations, to every other instance.
@@ -68,11 +69,11 @@ pub enum BusError {
 }
 
 /// Shared by the cross-instance buses: how announcements look on the wire ("<uuid> <version>").
-pub(crate) fn encode(user: UserId, version: LibraryVersion) -> String {
+pub fn encode(user: UserId, version: LibraryVersion) -> String {
     format!("{} {}", user.0, version.0)
 }
 
-pub(crate) fn decode(payload: &str) -> Option<(UserId, LibraryVersion)> {
+pub fn decode(payload: &str) -> Option<(UserId, LibraryVersion)> {
     let (user, version) = payload.split_once(' ')?;
     Some((UserId(uuid::Uuid::parse_str(user).ok()?), LibraryVersion(version.parse().ok()?)))
 }
@@ -82,6 +83,13 @@ pub type SharedVersionSource = Arc<dyn VersionSource>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn same_bus_twice() -> (Arc<dyn ChangeBus>, Arc<dyn ChangeBus>, ()) {
+        let bus: Arc<dyn ChangeBus> = Arc::new(InProcessBus::new());
+        (bus.clone(), bus, ())
+    }
+
+    crate::bus_contract_tests!(same_bus_twice);
 
     #[test]
     fn wire_format_round_trips_and_rejects_garbage() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::{BusHealth, LocalChannels, SharedVersionSource};
 
 /// Health plus the recovery actions, shared by a bus and its background tasks.
-pub(crate) struct Recovery {
+pub struct Recovery {
     pub local: Arc<LocalChannels>,
     pub source: SharedVersionSource,
     health: Mutex<BusHealth>,
@@ -78,10 +78,10 @@ pub struct RemoteBus {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-pub(crate) type Outbox = tokio::sync::mpsc::UnboundedReceiver<(shelf_core::UserId, shelf_core::LibraryVersion)>;
+pub type Outbox = tokio::sync::mpsc::UnboundedReceiver<(shelf_core::UserId, shelf_core::LibraryVersion)>;
 
 impl RemoteBus {
-    pub(crate) fn start<P, S>(name: &'static str, recovery: Arc<Recovery>, publisher: impl FnOnce(Outbox) -> P, subscriber: S) -> Self
+    pub fn start<P, S>(name: &'static str, recovery: Arc<Recovery>, publisher: impl FnOnce(Outbox) -> P, subscriber: S) -> Self
     where
         P: std::future::Future<Output = ()> + Send + 'static,
         S: std::future::Future<Output = ()> + Send + 'static,

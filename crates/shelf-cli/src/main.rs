@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shelf_bus::{ChangeBus, InProcessBus, PostgresBus, RedisBus};
+use shelf_bus::{ChangeBus, InProcessBus};
+use shelf_bus_postgres::PostgresBus;
+use shelf_bus_redis::RedisBus;
 use shelf_server::service::versions::StoreVersionSource;
 use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
@@ -47,8 +49,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let blobs: Arc<dyn shelf_blob::BlobStore> = match &config.blobs {
         BlobChoice::Local => Arc::new(shelf_blob::LocalBlobStore::new(config.data_dir.join("blobs"))?),
         BlobChoice::S3 { endpoint, bucket, region } => {
-            let settings = shelf_blob::S3Settings { endpoint: endpoint.clone(), bucket: bucket.clone(), region: region.clone() };
-            Arc::new(shelf_blob::S3BlobStore::new(&settings)?)
+            let settings = shelf_blob_s3::S3Settings { endpoint: endpoint.clone(), bucket: bucket.clone(), region: region.clone() };
+            Arc::new(shelf_blob_s3::S3BlobStore::new(&settings)?)
         }
     };
     let settings = ServerSettings {

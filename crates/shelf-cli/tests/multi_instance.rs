@@ -152,7 +152,7 @@ async fn rt9_postgres_bus_fans_out_and_recovers_a_dropped_listen_connection() {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
     )
     .bind(&name)
-    .bind(shelf_bus::postgres::LISTENER_APPLICATION_NAME)
+    .bind(shelf_bus_postgres::LISTENER_APPLICATION_NAME)
     .fetch_all(&mut admin)
     .await
     .unwrap();

@@ -107,8 +107,8 @@ impl TestServer {
                 let bucket = format!("shelf-test-{}", uuid::Uuid::new_v4().simple());
                 let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 server reachable");
                 assert!(created.status().is_success(), "creating bucket {bucket}: {}", created.status());
-                let settings = shelf_blob::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
-                Arc::new(shelf_blob::S3BlobStore::new(&settings).expect("S3 store"))
+                let settings = shelf_blob_s3::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+                Arc::new(shelf_blob_s3::S3BlobStore::new(&settings).expect("S3 store"))
             }
         };
         let state = AppState::new(store.clone(), bus, blobs, settings).await.expect("server state");

@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use crate::{BlobError, BlobKey, BlobMeta, BlobStore, BlobStream};
+use shelf_blob::{BlobError, BlobKey, BlobMeta, BlobStore, BlobStream};
 
 /// Where the bucket is. Credentials come from the usual `AWS_*` environment variables.
 #[derive(Debug, Clone)]
@@ -128,6 +128,6 @@ mod tests {
         let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
         let store = super::S3BlobStore::new(&settings).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        crate::contract::put_get_range_list_delete(&store, dir.path()).await;
+        shelf_blob::contract::put_get_range_list_delete(&store, dir.path()).await;
     }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::recovery::{Outbox, Recovery, RemoteBus};
-use crate::{decode, encode, BusError, BusHealth, LocalChannels, SharedVersionSource};
+use shelf_bus::{decode, encode, BusError, BusHealth, LocalChannels, Outbox, Recovery, RemoteBus, SharedVersionSource};
 
 /// The NOTIFY channel every instance listens on.
 pub const CHANNEL: &str = "shelf_library_version";
@@ -95,4 +94,24 @@ async fn reconnect(options: &PgConnectOptions, recovery: &Recovery) -> PgListene
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use shelf_bus::contract::NoVersions;
+    use shelf_bus::ChangeBus;
+
+    /// Two buses on one database, as two server instances would have them. NOTIFY is per
+    /// database; tests use random user ids, so they do not hear each other.
+    async fn two_instances() -> (Arc<dyn ChangeBus>, Arc<dyn ChangeBus>, ()) {
+        let url = std::env::var("SHELF_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let open = || super::PostgresBus::connect(&url, Arc::new(NoVersions), Duration::from_millis(100));
+        let (one, two) = (open().await.expect("PostgreSQL reachable"), open().await.expect("PostgreSQL reachable"));
+        (Arc::new(one), Arc::new(two), ())
+    }
+
+    shelf_bus::bus_contract_tests!(two_instances);
 }

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::recovery::{Outbox, Recovery, RemoteBus};
-use crate::{decode, encode, BusError, BusHealth, LocalChannels, SharedVersionSource};
+use shelf_bus::{decode, encode, BusError, BusHealth, LocalChannels, Outbox, Recovery, RemoteBus, SharedVersionSource};
 
 /// The pub/sub channel every instance subscribes to.
 pub const CHANNEL: &str = "shelf:library-version";
@@ -80,4 +79,47 @@ async fn reconnect(client: &redis::Client, recovery: &Recovery) -> redis::aio::P
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use shelf_bus::contract::NoVersions;
+    use shelf_bus::ChangeBus;
+
+    /// A private redis-server on a free port, stopped with the test.
+    struct PrivateRedis(Child);
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            // Best effort: the process may already be gone; the test's result is what matters.
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn two_instances() -> (Arc<dyn ChangeBus>, Arc<dyn ChangeBus>, PrivateRedis) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services installs it)");
+        let guard = PrivateRedis(child);
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open = || super::RedisBus::connect(&url, Arc::new(NoVersions), Duration::from_millis(100));
+        let (one, two) = (open().await.expect("redis-server reachable"), open().await.expect("redis-server reachable"));
+        (Arc::new(one), Arc::new(two), guard)
+    }
+
+    shelf_bus::bus_contract_tests!(two_instances);
 }
