@@ -47,8 +47,11 @@ fn allowed() -> BTreeMap<String, Option<BTreeSet<String>>> {
         .collect()
 }
 
-/// Package id → (name, [(dependency id, kinds)]) of the resolved graph.
-fn graph(meta: &Value) -> BTreeMap<String, (String, Vec<(String, Vec<String>)>)> {
+/// A package's name and its dependencies' ids with their kinds (`normal`, `build`, `dev`).
+type Node = (String, Vec<(String, Vec<String>)>);
+
+/// Package id → node, of the resolved graph.
+fn graph(meta: &Value) -> BTreeMap<String, Node> {
     let names: BTreeMap<&str, &str> =
         meta["packages"].as_array().unwrap().iter().map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap())).collect();
     meta["resolve"]["nodes"]
