@@ -3,6 +3,7 @@
 //! or a fresh PostgreSQL database) so tests never share state.
 
 mod database;
+mod openapi;
 pub mod sse;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use database::{postgres_admin_url, Backend, TestDatabase};
+pub use openapi::{openapi_operations, Operation};
 pub use sse::{SseEvent, SseReader};
 
 /// An HTTP client for one Shelf server, with one method per verb. Works against any server,
