@@ -9,8 +9,10 @@ use uuid::Uuid;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     /// An e-mail address; stored lower-cased.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// At least 8 characters; stored only as an argon2id hash.
+    /// 8 to 1024 characters; stored only as an argon2id hash.
+    #[schema(min_length = 8, max_length = 1024, pattern = "^[^\\u0000]*$")]
     pub password: String,
 }
 
@@ -25,8 +27,9 @@ pub struct RegisterResponse {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
-    /// Shown in the device list; defaults to "Unnamed device".
+    /// Shown in the device list; at most 100 characters; defaults to "Unnamed device".
     #[serde(default)]
+    #[schema(max_length = 100, pattern = "^[^\\u0000]*$")]
     pub device_name: Option<String>,
 }
 

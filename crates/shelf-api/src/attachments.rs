@@ -42,11 +42,17 @@ impl From<&shelf_core::Attachment> for AttachmentView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttachRequest {
+    /// 64 lower-case hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     /// 1 to 255 characters, no path separators.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^/\\\\\\u0000]*[^/\\\\\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^/\\\\\\u0000]*$")]
     pub filename: String,
     /// A MIME type such as `application/pdf`.
+    #[schema(max_length = 255, pattern = "^[ -.0-~]+/[ -~]+$")]
     pub content_type: String,
+    #[serde(deserialize_with = "crate::int::i64")]
+    #[schema(minimum = 0)]
     pub size: i64,
 }
 

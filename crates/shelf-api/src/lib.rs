@@ -7,6 +7,7 @@
 mod accounts;
 mod attachments;
 mod error;
+mod int;
 mod library;
 mod sync;
 
@@ -20,7 +21,7 @@ pub use library::{
 pub use sync::{
     AttachmentAddData, AttachmentRemoveData, BareEnvelope, ConflictFieldView, ConflictResolveData, ConflictSummaryView,
     ConflictView, Envelope, MaterialCreateData, MutationBatchRequest, MutationBatchResponse, MutationInput, MutationResultView,
-    MutationStatus, MutationType, NoData, RejectedPage, RejectedQueryParams, RejectedView, ResolutionView, ResolveConflictRequest, TagsInput,
+    MutationStatus, MutationType, NoData, RejectedPage, RejectedQueryParams, RejectedView, ResolveConflictRequest, TagsInput,
     PROTOCOL_VERSION,
 };
 pub use attachments::{AttachRequest, AttachResponse, AttachmentView};

@@ -87,16 +87,37 @@ impl MaterialView {
     }
 }
 
+/// A tag as a request carries it (schema only): 1 to 64 characters, not blank, no NUL; trimmed
+/// and de-duplicated when stored.
+pub struct TagText;
+
+impl utoipa::PartialSchema for TagText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(shelf_core::Tags::MAX_TAG_CHARS))
+            .pattern(Some("^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"))
+            .into()
+    }
+}
+
+impl ToSchema for TagText {}
+
 /// Progress fields to set; absent fields keep their value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProgressInput {
     /// 0 to 100.
+    #[schema(minimum = 0, maximum = 100)]
     pub percent_complete: Option<f64>,
     /// At most 256 characters.
+    #[schema(max_length = 256, pattern = "^[^\\u0000]*$")]
     pub position: Option<String>,
     /// Seconds studied since the last update, added to `studySeconds` (0 to 31622400).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::i64")]
+    #[schema(minimum = 0, maximum = 31622400)]
     pub study_seconds_delta: i64,
     pub completed: Option<bool>,
     /// Defaults to the server's receive time when anything changed; capped at it.
@@ -114,13 +135,16 @@ pub struct ProgressInput {
 pub struct CreateMaterialRequest {
     /// Optional client-chosen UUID, so offline clients can create materials.
     pub id: Option<Uuid>,
-    /// 1 to 500 characters.
+    /// 1 to 500 characters, not blank (trimmed when stored).
+    #[schema(min_length = 1, max_length = 500, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
     pub title: String,
-    /// Up to 1 MiB of text.
+    /// Up to 1 MiB of UTF-8 text.
     #[serde(default)]
+    #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
     pub body: String,
     /// Up to 50 tags of up to 64 characters.
     #[serde(default)]
+    #[schema(value_type = Vec<TagText>, max_items = 50)]
     pub tags: Vec<String>,
     /// Initial progress, written in the same transaction.
     pub progress: Option<ProgressInput>,
@@ -130,8 +154,11 @@ pub struct CreateMaterialRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateMaterialRequest {
+    #[schema(min_length = 1, max_length = 500, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
     pub title: Option<String>,
+    #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
     pub body: Option<String>,
+    #[schema(value_type = Option<Vec<TagText>>, max_items = 50)]
     pub tags: Option<Vec<String>>,
     pub progress: Option<ProgressInput>,
 }
@@ -166,6 +193,7 @@ pub struct DeletedResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListMaterialsQuery {
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -192,8 +220,10 @@ pub struct LibraryVersionResponse {
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// The last version the client has; 0 for a full snapshot.
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
     pub since: Option<i64>,
     /// 1 to 1000, default 500.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::library::TagText;
 use crate::{ErrorCode, ProgressInput, UpdateMaterialRequest};
 
 /// The protocol this server speaks. A client sends it as `protocolVersion`; another value is
@@ -21,12 +22,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct Envelope<D> {
     /// Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
     /// re-applied.
+    #[serde(deserialize_with = "crate::int::i64")]
     #[schema(minimum = 1)]
     pub mutation_id: i64,
     /// The material's id (also for progress, tag and attachment mutations).
     pub id: Uuid,
     /// The library version the device had seen when it made the edit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::int::option_i64")]
     #[schema(minimum = 0)]
     pub base_version: Option<i64>,
     pub data: D,
@@ -41,10 +43,11 @@ pub struct NoData {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BareEnvelope {
+    #[serde(deserialize_with = "crate::int::i64")]
     #[schema(minimum = 1)]
     pub mutation_id: i64,
     pub id: Uuid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::int::option_i64")]
     #[schema(minimum = 0)]
     pub base_version: Option<i64>,
     #[serde(default)]
@@ -55,12 +58,13 @@ pub struct BareEnvelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaterialCreateData {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
     pub title: String,
     #[serde(default)]
+    #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
     pub body: String,
     #[serde(default)]
-    #[schema(max_items = 50)]
+    #[schema(value_type = Vec<TagText>, max_items = 50)]
     pub tags: Vec<String>,
     pub progress: Option<ProgressInput>,
 }
@@ -69,7 +73,7 @@ pub struct MaterialCreateData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagsInput {
-    #[schema(max_items = 50)]
+    #[schema(value_type = Vec<TagText>, max_items = 50)]
     pub tags: Vec<String>,
 }
 
@@ -83,11 +87,12 @@ pub struct AttachmentAddData {
     #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     /// 1 to 255 characters, no path separators.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^/\\\\\\u0000]*[^/\\\\\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^/\\\\\\u0000]*$")]
     pub filename: String,
     /// A MIME type such as `application/pdf`.
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = "^[ -.0-~]+/[ -~]+$")]
     pub content_type: String,
+    #[serde(deserialize_with = "crate::int::i64")]
     #[schema(minimum = 0)]
     pub size: i64,
 }
@@ -99,15 +104,38 @@ pub struct AttachmentRemoveData {
     pub attachment_id: Uuid,
 }
 
-/// `data` of `conflict.resolve`: as `POST …/conflicts/{conflictId}/resolve`.
+/// `data` of `conflict.resolve`: the conflict, and how to settle it (as
+/// `POST …/conflicts/{conflictId}/resolve`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConflictResolveData {
-    pub conflict_id: Uuid,
-    pub resolution: ResolutionView,
-    /// The new value, required with `custom`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+#[serde(tag = "resolution", rename_all = "lowercase", rename_all_fields = "camelCase")]
+pub enum ConflictResolveData {
+    /// Keep the server's value.
+    Server { conflict_id: Uuid },
+    /// Take the device's value.
+    Device { conflict_id: Uuid },
+    /// Write a new value (checked against the conflict's field: a title must be a valid title).
+    Custom {
+        conflict_id: Uuid,
+        #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
+        value: String,
+    },
+}
+
+impl ConflictResolveData {
+    pub fn conflict_id(&self) -> Uuid {
+        match self {
+            ConflictResolveData::Server { conflict_id } | ConflictResolveData::Device { conflict_id } => *conflict_id,
+            ConflictResolveData::Custom { conflict_id, .. } => *conflict_id,
+        }
+    }
+
+    pub fn resolution(&self) -> ResolveConflictRequest {
+        match self {
+            ConflictResolveData::Server { .. } => ResolveConflictRequest::Server,
+            ConflictResolveData::Device { .. } => ResolveConflictRequest::Device,
+            ConflictResolveData::Custom { value, .. } => ResolveConflictRequest::Custom { value: value.clone() },
+        }
+    }
 }
 
 /// One queued edit of a device, tagged by `type`.
@@ -187,7 +215,7 @@ impl MutationInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MutationBatchRequest {
     /// The protocol version the client speaks; 1 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::int::option_u32")]
     #[schema(minimum = 1, maximum = 1)]
     pub protocol_version: Option<u32>,
     /// In the order the device made them; at most 500.
@@ -293,21 +321,16 @@ impl From<&shelf_core::Conflict> for ConflictView {
 }
 
 /// How to settle a conflict: keep the server's value, take the device's, or write a new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ResolutionView {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "resolution", rename_all = "lowercase")]
+pub enum ResolveConflictRequest {
     Server,
     Device,
-    Custom,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResolveConflictRequest {
-    pub resolution: ResolutionView,
-    /// The new value, required with `custom` (checked against the conflict's field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+    /// `value` is checked against the conflict's field (a title must be a valid title).
+    Custom {
+        #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
+        value: String,
+    },
 }
 
 /// The kinds of queued mutation, as in `type`.

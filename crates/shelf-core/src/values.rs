@@ -111,8 +111,8 @@ impl DeviceName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
+        let raw = raw.map(|r| bounded_chars("deviceName", r, Self::MAX_CHARS, "must be at most 100 characters")).transpose()?;
         let name = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("Unnamed device");
-        let name = bounded_chars("deviceName", name, Self::MAX_CHARS, "must be at most 100 characters")?;
         Ok(Self(name.to_owned()))
     }
 
@@ -129,7 +129,8 @@ impl MaterialTitle {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let title = bounded_chars("title", raw.trim(), Self::MAX_CHARS, "must be at most 500 characters")?;
+        // The raw text is bounded, as the API schema's maxLength is; then trimmed.
+        let title = bounded_chars("title", raw, Self::MAX_CHARS, "must be at most 500 characters")?.trim();
         if title.is_empty() {
             return Err(ValidationError::new("title", "must not be empty"));
         }
@@ -178,7 +179,7 @@ impl Tags {
         let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
         let mut tags: Vec<String> = Vec::with_capacity(raw.len());
         for tag in raw {
-            let tag = bounded_chars("tags", tag.as_ref().trim(), Self::MAX_TAG_CHARS, "a tag must be at most 64 characters")?;
+            let tag = bounded_chars("tags", tag.as_ref(), Self::MAX_TAG_CHARS, "a tag must be at most 64 characters")?.trim();
             if tag.is_empty() {
                 return Err(ValidationError::new("tags", "a tag must not be empty"));
             }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 mod openapi;
+mod openapi_responses;
 pub mod realtime;
 pub mod service;
 pub mod state;

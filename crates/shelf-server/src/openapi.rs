@@ -61,5 +61,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(sse::ticket))
         .routes(routes!(ws::upgrade))
         .split_for_parts();
+    let mut api = api;
+    crate::openapi_responses::add_standard_responses(&mut api);
     router.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", api))
 }

@@ -69,7 +69,7 @@ pub async fn get(State(state): State<AppState>, device: CurrentDevice, Path(id):
 /// other fields' concurrent changes survive; if a changed text field overlaps a concurrent edit
 /// nothing is written and the answer is 409 `edit_conflict` listing the conflicts.
 #[utoipa::path(patch, operation_id = "updateMaterial", path = "/api/materials/{id}", tag = "materials", security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path), ("If-Match" = Option<i64>, Header, description = "library version the edit was made against")),
+    params(("id" = Uuid, Path), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, maximum = 9223372036854775807i64, description = "library version the edit was made against")),
     request_body = UpdateMaterialRequest,
     responses((status = 200, body = MaterialMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "edit_conflict, with `conflicts`", body = ErrorBody)))]

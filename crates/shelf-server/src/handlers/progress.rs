@@ -14,7 +14,8 @@ use crate::state::AppState;
 /// `If-Match: <libraryVersion>` older than the progress, the sync merge rules apply (percent never
 /// goes backwards, completion sticks, position follows the most recent session) unless `reset`.
 #[utoipa::path(put, operation_id = "putProgress", path = "/api/materials/{id}/progress", tag = "progress", security(("bearer" = []), ("cookie" = [])),
-    params(("id" = Uuid, Path)), request_body = ProgressInput,
+    params(("id" = Uuid, Path), ("If-Match" = Option<i64>, Header, nullable = false, minimum = 0, maximum = 9223372036854775807i64, description = "library version the edit was made against")),
+    request_body = ProgressInput,
     responses((status = 200, body = ProgressMutationResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,

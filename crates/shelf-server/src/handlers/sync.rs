@@ -89,7 +89,7 @@ pub async fn resolve(
     Path((id, conflict_id)): Path<(Uuid, Uuid)>,
     Json(request): Json<ResolveConflictRequest>,
 ) -> ApiResult<Json<MaterialMutationResponse>> {
-    let resolution = mutations::parse_resolution(request.resolution, request.value.as_deref())?;
+    let resolution = mutations::parse_resolution(&request)?;
     let mutation = LibraryMutation::ResolveConflict { id: MaterialId(id), conflict_id, resolution };
     let applied = library::apply(state.store.as_ref(), state.bus.as_ref(), device.user_id, mutation).await?;
     let material = applied.material.as_ref().ok_or(ApiError::NotFound("material"))?;

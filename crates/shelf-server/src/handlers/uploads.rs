@@ -50,7 +50,8 @@ pub async fn options(State(state): State<AppState>) -> Response {
 /// `filename`). The size limit is checked and the length reserved against the quota here,
 /// atomically, before any byte is stored.
 #[utoipa::path(post, operation_id = "createUpload", path = "/api/uploads", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
-    params(("Upload-Length" = u64, Header), ("Upload-Metadata" = String, Header)),
+    params(("Upload-Length" = u64, Header, minimum = 0, description = "the file's size in bytes (digits only)"),
+        ("Upload-Metadata" = String, Header, description = "tus metadata: `sha256 <base64 of the 64 hex digits>` and optionally `filename <base64>`")),
     responses((status = 201, description = "Location: the upload's URL"),
         (status = 413, description = "file_too_large or quota_exceeded", body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, device: CurrentDevice, headers: HeaderMap) -> ApiResult<Response> {
@@ -77,7 +78,8 @@ pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id)
 /// to disk by the upload's only writer: 423 `upload_locked` while another PATCH writes it. On
 /// the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
 #[utoipa::path(patch, operation_id = "appendUpload", path = "/api/uploads/{uploadId}", tag = "uploads", security(("bearer" = []), ("cookie" = [])),
-    params(("uploadId" = Uuid, Path), ("Upload-Offset" = u64, Header)),
+    params(("uploadId" = Uuid, Path), ("Upload-Offset" = u64, Header, minimum = 0, description = "where these bytes start (digits only)")),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204), (status = 409, description = "offset_mismatch", body = ErrorBody),
         (status = 422, description = "hash_mismatch", body = ErrorBody),
         (status = 423, description = "upload_locked", body = ErrorBody)))]

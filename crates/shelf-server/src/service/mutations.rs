@@ -9,7 +9,7 @@
 //! receipts, so the device's retry of the whole batch is safe.
 
 use shelf_api::{
-    ErrorCode, MutationBatchRequest, MutationInput, MutationResultView, MutationStatus, ResolutionView, PROTOCOL_VERSION,
+    ErrorCode, MutationBatchRequest, MutationInput, MutationResultView, MutationStatus, ResolveConflictRequest, PROTOCOL_VERSION,
 };
 use shelf_core::{
     ContentType, DeviceId, FileName, LibraryMutation, LibraryVersion, MaterialId, NewAttachment, OnConflict, Resolution,
@@ -106,13 +106,13 @@ fn base_version(raw: Option<i64>) -> Result<Option<LibraryVersion>, ValidationEr
     }
 }
 
-/// A conflict resolution as the domain takes it; `custom` needs a value.
-pub fn parse_resolution(resolution: ResolutionView, value: Option<&str>) -> Result<Resolution, ValidationError> {
-    Ok(match (resolution, value) {
-        (ResolutionView::Server, _) => Resolution::KeepServer,
-        (ResolutionView::Device, _) => Resolution::TakeDevice,
-        (ResolutionView::Custom, Some(value)) => Resolution::Custom(shelf_core::MaterialBody::parse(value)?.as_str().to_owned()),
-        (ResolutionView::Custom, None) => return Err(ValidationError::new("value", "a custom resolution needs a value")),
+/// A conflict resolution as the domain takes it (a custom value is checked against the
+/// conflict's field when planned).
+pub fn parse_resolution(resolution: &ResolveConflictRequest) -> Result<Resolution, ValidationError> {
+    Ok(match resolution {
+        ResolveConflictRequest::Server => Resolution::KeepServer,
+        ResolveConflictRequest::Device => Resolution::TakeDevice,
+        ResolveConflictRequest::Custom { value } => Resolution::Custom(shelf_core::MaterialBody::parse(value)?.as_str().to_owned()),
     })
 }
 
@@ -149,8 +149,8 @@ fn parse(input: &MutationInput) -> Result<LibraryMutation, ValidationError> {
         MutationInput::TagsRemove(e) => LibraryMutation::RemoveTags { id, tags: Tags::parse(&e.data.tags)? },
         MutationInput::ConflictResolve(e) => LibraryMutation::ResolveConflict {
             id,
-            conflict_id: e.data.conflict_id,
-            resolution: parse_resolution(e.data.resolution, e.data.value.as_deref())?,
+            conflict_id: e.data.conflict_id(),
+            resolution: parse_resolution(&e.data.resolution())?,
         },
         MutationInput::AttachmentAdd(e) => {
             let d = &e.data;
