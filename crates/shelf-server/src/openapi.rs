@@ -33,7 +33,17 @@ impl Modify for SecuritySchemes {
 /// Every route, plus `/api/openapi.json` and the Swagger UI at `/api/docs` (assets vendored,
 /// so the page works offline).
 pub fn router() -> Router<AppState> {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, api) = routes().split_for_parts();
+    router.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", api))
+}
+
+/// The document served at `/api/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::register))
@@ -60,6 +70,4 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(sse::events))
         .routes(routes!(sse::ticket))
         .routes(routes!(ws::upgrade))
-        .split_for_parts();
-    router.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", api))
 }
