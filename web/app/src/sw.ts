@@ -8,12 +8,16 @@
  * that loses no typing (see update.ts). Outdated precaches are dropped on activation, but the
  * server keeps earlier builds' hashed files, so a tab of the old build never hits a missing chunk.
  */
+import { clientsClaim } from 'workbox-core';
 import { cleanupOutdatedCaches, createHandlerBoundToURL, precacheAndRoute } from 'workbox-precaching';
 import { NavigationRoute, registerRoute } from 'workbox-routing';
 import { CacheFirst } from 'workbox-strategies';
 
 declare const self: ServiceWorkerGlobalScope;
 
+// The first install takes control of open pages at once (there is no older build to protect);
+// later builds wait for SKIP_WAITING.
+clientsClaim();
 precacheAndRoute(self.__WB_MANIFEST);
 cleanupOutdatedCaches();
 
