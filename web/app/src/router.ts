@@ -18,9 +18,9 @@ export function parseRoute(path: string): Route {
 const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((l) => l()));
 
-export function navigate(path: string, options: { replace?: boolean } = {}): void {
-  if (options.replace) history.replaceState(null, '', path);
-  else history.pushState(null, '', path);
+export function navigate(path: string, options: { replace?: boolean; state?: unknown } = {}): void {
+  if (options.replace) history.replaceState(options.state ?? null, '', path);
+  else history.pushState(options.state ?? null, '', path);
   listeners.forEach((l) => l());
   window.scrollTo(0, 0);
 }

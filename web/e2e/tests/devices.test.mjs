@@ -117,9 +117,13 @@ test('devices are listed and another device can be signed out', async () => {
   await laptop.page.getByRole('link', { name: 'Devices' }).click();
   await laptop.page.getByText('This device').waitFor();
   await screenshots(laptop.page, '09-devices');
+  const signOut = laptop.page.getByRole('button', { name: /^Sign out/ });
+  const before = await signOut.count();
+  await signOut.first().click();
+  await laptop.page.waitForFunction((n) => document.querySelectorAll('.device-list li').length === n, before);
 });
 
-test('a cached 1,000-material library paints from IndexedDB', async () => {
+test('a cached 1,000-material library paints before the network answers', async () => {
   const api = new Api(server.url);
   const token = await api.login(email, password);
   for (let batch = 0; batch < 2; batch++) {

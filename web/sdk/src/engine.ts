@@ -12,6 +12,7 @@ import { buildView } from './view';
 import { getLatestCachedVersion, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
 import type { CachedVersion, MaterialItem, ProgressInput, SyncProblem, SyncStatus } from './types';
 import { readPending, writePending } from './pending';
+import { loadListSnapshot, saveListSnapshot } from './list-snapshot';
 
 export interface EngineOptions {
   userId: string;
@@ -64,6 +65,9 @@ export class SyncEngine {
   private readonly versions: VersionStores;
 
   constructor(private readonly options: EngineOptions) {
+    // Paint the list from localStorage before IndexedDB opens; `state.ready` stays false until
+    // the replica replaced it (screens that need bodies wait for it).
+    this.items = loadListSnapshot(options.storage, options.userId);
     this.channel = new BroadcastChannel(`shelf-sync-${options.userId}`);
     this.channel.addEventListener('message', this.onMessage);
     this.versions = {
@@ -132,6 +136,7 @@ export class SyncEngine {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.snapshotTimer);
     this.follower.stop();
     this.election?.stop();
     this.channel.close();
@@ -385,9 +390,18 @@ export class SyncEngine {
     const snapshot = await readSnapshot(await this.database());
     this.items = buildView(snapshot.materials, snapshot.progress, snapshot.attachments, snapshot.outbox);
     writePending(this.options.storage, this.options.userId, snapshot.outbox.length);
+    this.scheduleListSnapshot();
     const status = this.offline() ? 'offline' : this.state.status;
     this.state = { ...this.state, status, pendingCount: snapshot.outbox.length, problems: snapshot.problems.sort((a, b) => b.createdAt - a.createdAt), currentVersion: snapshot.version?.libraryVersion ?? this.state.currentVersion, ...extra };
     this.emit({ ids: ids === 'all' ? 'all' : new Set(ids) });
+  }
+
+  private snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Saves the list's first screen for the next start, off the critical path. */
+  private scheduleListSnapshot(): void {
+    clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = setTimeout(() => saveListSnapshot(this.options.storage, this.options.userId, this.items.values()), 500);
   }
 
   private update(patch: Partial<EngineState>): void {

@@ -34,7 +34,8 @@ export function Editor({ id }: { id?: string }) {
   const [fields, setFields] = useState<Fields>(() => loadDraft<Fields>(draftKey) ?? fieldsOf(item));
   const [dirty, setDirtyState] = useState(() => loadDraft<Fields>(draftKey) !== null);
   const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState(false);
+  // Arriving from "New material": say that it was saved.
+  const [saved, setSaved] = useState(() => (history.state as { created?: boolean } | null)?.created === true);
 
   // Edits from other devices show up live while this form holds no unsaved typing.
   useEffect(() => {
@@ -67,7 +68,7 @@ export function Editor({ id }: { id?: string }) {
       const created = await engine.createMaterial({ title, body: fields.body, tags });
       clearDraft(draftKey);
       setDirty(draftKey, false);
-      return navigate(`/materials/${created}`, { replace: true });
+      return navigate(`/materials/${created}`, { replace: true, state: { created: true } });
     }
     clearDraft(draftKey);
     setDirty(draftKey, false);

@@ -22,7 +22,7 @@ export function Library() {
   const { ready } = useEngineState();
   const [search, setSearch] = useState('');
   const [shown, setShown] = useState(PAGE);
-  const { data: items = [] } = useQuery({ ...listQuery(engine, session.userId, search), enabled: ready });
+  const { data: items = [] } = useQuery(listQuery(engine, session.userId, search));
 
   useLayoutEffect(() => {
     if (items.length > 0 && window.__shelfLibraryPaintMs === undefined) {

@@ -19,11 +19,10 @@ const Context = createContext<SyncContext | null>(null);
 
 export function LibraryVersionSyncProvider({ session, children }: { session: Session; children: ReactNode }) {
   const queryClient = useQueryClient();
-  const [engine, setEngine] = useState<SyncEngine | null>(null);
+  // Created during the first render (not in an effect) so the list paints in that render.
+  const [engine] = useState(() => new SyncEngine({ userId: session.userId, client, storage: localStorage, window }));
 
   useEffect(() => {
-    const engine = new SyncEngine({ userId: session.userId, client, storage: localStorage, window });
-    setEngine(engine);
     let lastStatus = engine.state.status;
     const unsubscribe = engine.subscribe((change) => {
       if (change.ids === 'all') {
@@ -46,9 +45,8 @@ export function LibraryVersionSyncProvider({ session, children }: { session: Ses
       navigator.serviceWorker?.removeEventListener('message', onPush);
       engine.stop();
     };
-  }, [queryClient, session.userId]);
+  }, [engine, queryClient, session.userId]);
 
-  if (!engine) return null;
   return <Context.Provider value={{ engine, session }}>{children}</Context.Provider>;
 }
 

@@ -16,9 +16,13 @@ export const libraryKeys = {
 };
 
 export function listQuery(engine: SyncEngine, userId: string, query: string) {
+  const read = (): MaterialItem[] => searchItems(sortForList(engine.items.values()), query);
   return queryOptions({
     queryKey: libraryKeys.search(userId, query),
-    queryFn: (): MaterialItem[] => searchItems(sortForList(engine.items.values()), query),
+    queryFn: read,
+    // Synchronous first render: the engine's items are already in memory (localStorage
+    // snapshot, then the replica).
+    initialData: read,
     staleTime: Infinity,
     networkMode: 'always',
   });
