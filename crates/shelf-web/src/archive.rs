@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn earlier_builds_stay_readable_until_pruned() {
+    fn web3_earlier_builds_stay_readable_until_pruned() {
         let dir = tempfile::tempdir().expect("temp dir");
         let archive = AssetArchive::open(dir.path()).expect("open");
         archive.store_current(&[("assets/old-1a.js", b"old")]).expect("first build");
