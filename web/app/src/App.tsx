@@ -39,9 +39,15 @@ export function App() {
   );
 }
 
-function Shell({ onLogOut }: { onLogOut: (message?: string) => Promise<void> }) {
+function Shell({ onLogOut: end }: { onLogOut: (message?: string) => Promise<void> }) {
   const route = useRoute();
-  const { session } = useSync();
+  const { session, engine } = useSync();
+  // Stop syncing before the offline copy is deleted, so the engine does not take the deletion
+  // for an eviction and recreate the database.
+  const onLogOut = (message?: string) => {
+    engine.stop();
+    return end(message);
+  };
   const { authLost } = useEngineState();
   return (
     <>

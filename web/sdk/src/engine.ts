@@ -341,10 +341,10 @@ export class SyncEngine {
   private async database(): Promise<ReplicaDB> {
     if (this.db) return this.db;
     this.db = await openReplica(this.options.userId, () => {
-      // Closed behind our back (Safari background tab, eviction): reopen on next use and check
-      // whether the data survived.
+      // Closed behind our back (Safari background tab, eviction, deletion): reopen on next use
+      // and check whether the data survived.
       this.db = undefined;
-      void this.afterReopen();
+      if (!this.stopped) void this.afterReopen();
     });
     return this.db;
   }

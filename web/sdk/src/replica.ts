@@ -46,6 +46,12 @@ export function openReplica(userId: string, onClosed: () => void): Promise<Repli
       db.createObjectStore('meta');
     },
     terminated: onClosed,
+    // Another context deletes or upgrades the database (a "clear site data", our own logout in
+    // another tab): let it proceed, then treat it like a closed connection.
+    blocking(_current, _blocked, event) {
+      (event.target as IDBDatabase).close();
+      onClosed();
+    },
   });
 }
 
