@@ -55,12 +55,13 @@ export async function newDevice(browser, baseURL, viewport = LAPTOP) {
   return { context, page };
 }
 
-/** Saves the current screen at laptop and phone size (then restores the laptop size). */
-export async function screenshots(page, name) {
+/** Saves the current screen at laptop and phone size (then restores the laptop size), scrolled to `focus` if given. */
+export async function screenshots(page, name, focus) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   for (const [label, size] of [['laptop', LAPTOP], ['phone', PHONE]]) {
     await page.setViewportSize(size);
     await page.waitForTimeout(50); // one layout pass after the resize, for the picture only
+    if (focus) await focus.evaluate((element) => element.scrollIntoView({ block: 'center' }));
     await page.screenshot({ path: join(SCREENSHOTS, `${name}-${label}.png`), fullPage: false });
   }
   await page.setViewportSize(LAPTOP);

@@ -51,7 +51,14 @@ test('an edit on one device appears on the other without a reload', async () => 
   await phone.page.getByRole('link', { name: /Cell biology/ }).waitFor();
   figures.editToVisibleMs = Date.now() - saved;
   await status(laptop.page).filter({ hasText: 'Synced' }).waitFor();
+  await laptop.page.getByLabel('Percent complete').fill('40');
+  await laptop.page.getByLabel('Minutes studied').fill('25');
+  await laptop.page.getByRole('button', { name: 'Save progress' }).click();
+  await laptop.page.getByText('40% complete · studied 25 min').waitFor();
+  await phone.page.getByRole('link', { name: /Cell biology/ }).getByLabel('40% complete').waitFor();
+  await status(laptop.page).filter({ hasText: 'Synced' }).waitFor();
   await screenshots(laptop.page, '05-editor');
+  await screenshots(laptop.page, '05b-progress', laptop.page.getByRole('heading', { name: 'Progress' }));
   await screenshots(phone.page, '06-library');
 });
 
@@ -139,14 +146,19 @@ test('a cached 1,000-material library paints before the network answers', async 
   await laptop.page.goto('/');
   await laptop.page.getByRole('link', { name: /Flashcards 1000/ }).waitFor();
   await status(laptop.page).filter({ hasText: 'Synced' }).waitFor();
-  const paints = [];
-  for (let i = 0; i < 5; i++) {
+  // Two marks per reload: the app's own (a requestAnimationFrame after the list rendered) and
+  // the browser's first contentful paint, which also counts that frame's layout and paint.
+  const listed = [];
+  const painted = [];
+  for (let i = 0; i < 7; i++) {
     await laptop.page.reload();
     await laptop.page.getByRole('link', { name: /Flashcards/ }).first().waitFor();
-    paints.push(await laptop.page.evaluate(() => window.__shelfLibraryPaintMs));
+    const marks = await laptop.page.evaluate(() => [window.__shelfLibraryPaintMs, performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN]);
+    listed.push(marks[0]);
+    painted.push(marks[1]);
   }
-  paints.sort((a, b) => a - b);
-  figures.cachedLibraryFirstPaintMs = { median: Math.round(paints[2]), min: Math.round(paints[0]), max: Math.round(paints[4]) };
+  const median = (values) => Math.round([...values].sort((a, b) => a - b)[values.length >> 1]);
+  figures.cachedLibraryFirstPaintMs = { listRenderedMedian: median(listed), firstContentfulPaintMedian: median(painted), runs: listed.length };
   await laptop.page.getByLabel('Search').fill('#set3 Flashcards 99');
   await laptop.page.getByRole('link', { name: /Flashcards 994/ }).waitFor();
   await screenshots(laptop.page, '10-search');

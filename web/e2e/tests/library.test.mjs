@@ -46,7 +46,7 @@ test('a file is uploaded with progress, listed, and opens from the cache offline
   await laptop.page.getByLabel('Attach a file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(text) });
   await laptop.page.getByRole('link', { name: 'notes.txt' }).waitFor();
   await status(laptop.page).filter({ hasText: 'Synced' }).waitFor();
-  await screenshots(laptop.page, '12-attachments');
+  await screenshots(laptop.page, '12-attachments', laptop.page.getByRole('heading', { name: 'Attachments' }));
   const href = await laptop.page.getByRole('link', { name: 'notes.txt' }).getAttribute('href');
   await laptop.page.waitForFunction(async (url) => (await (await caches.open('shelf-attachments')).match(url)) !== undefined, href);
   await laptop.context.setOffline(true);
