@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the sync server (SQLite in ./shelf-data unless --database-url says otherwise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
     Openapi,
 }
@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(Config::load(args)?).await,
+        Command::Serve(args) => serve(Config::load(*args)?).await,
         Command::Openapi => {
             println!("{}", shelf_server::openapi_json()?);
             Ok(())
