@@ -108,15 +108,7 @@ export class SyncEngine {
     await this.reload('all');
     if (cached.indexedDbLost) await this.noteStorageLost();
     this.update({ ready: true, currentVersion: cached.latest?.libraryVersion ?? null, status: this.offline() ? 'offline' : 'syncing' });
-    const win = this.options.window;
-    win?.addEventListener('online', this.onOnline);
-    win?.addEventListener('offline', this.onOffline);
-    win?.addEventListener('focus', this.onFocus);
-    win?.document.addEventListener('visibilitychange', this.onVisibility);
-    win?.document.addEventListener('freeze', this.onFreeze);
-    win?.document.addEventListener('resume', this.onResume);
-    win?.addEventListener('pagehide', this.onFreeze);
-    win?.addEventListener('pageshow', this.onResume);
+    for (const [target, type, handler] of this.pageEvents()) target.addEventListener(type, handler);
     const locks = this.options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
     if (locks) {
       const leaderChannel = new BroadcastChannel(`shelf-leader-${this.options.userId}`);
@@ -140,16 +132,24 @@ export class SyncEngine {
     this.follower.stop();
     this.election?.stop();
     this.channel.close();
-    const win = this.options.window;
-    win?.removeEventListener('online', this.onOnline);
-    win?.removeEventListener('offline', this.onOffline);
-    win?.removeEventListener('focus', this.onFocus);
-    win?.document.removeEventListener('visibilitychange', this.onVisibility);
-    win?.document.removeEventListener('freeze', this.onFreeze);
-    win?.document.removeEventListener('resume', this.onResume);
-    win?.removeEventListener('pagehide', this.onFreeze);
-    win?.removeEventListener('pageshow', this.onResume);
+    for (const [target, type, handler] of this.pageEvents()) target.removeEventListener(type, handler);
     this.db?.close();
+  }
+
+  /** The page events the engine follows: connectivity, focus, visibility, freezing. */
+  private pageEvents(): [Pick<EventTarget, 'addEventListener' | 'removeEventListener'>, string, () => void][] {
+    const win = this.options.window;
+    if (!win) return [];
+    return [
+      [win, 'online', this.onOnline],
+      [win, 'offline', this.onOffline],
+      [win, 'focus', this.onFocus],
+      [win.document, 'visibilitychange', this.onVisibility],
+      [win.document, 'freeze', this.onFreeze],
+      [win.document, 'resume', this.onResume],
+      [win, 'pagehide', this.onFreeze],
+      [win, 'pageshow', this.onResume],
+    ];
   }
 
   get isLeader(): boolean {

@@ -68,26 +68,27 @@ function tab(locks: FakeLocks, bus: Bus) {
   return { election, channel, changes };
 }
 
+/** `n` tabs that joined the election, after the first one took the lock. */
+async function startTabs(n: number) {
+  const locks = new FakeLocks();
+  const bus = new Bus();
+  const tabs = Array.from({ length: n }, () => tab(locks, bus));
+  tabs.forEach((t) => t.election.start());
+  await vi.advanceTimersByTimeAsync(10);
+  return tabs;
+}
+
 describe('leader election', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
   it('elects exactly one leader among six tabs', async () => {
-    const locks = new FakeLocks();
-    const bus = new Bus();
-    const tabs = Array.from({ length: 6 }, () => tab(locks, bus));
-    tabs.forEach((t) => t.election.start());
-    await vi.advanceTimersByTimeAsync(10);
+    const tabs = await startTabs(6);
     expect(tabs.filter((t) => t.election.isLeader)).toHaveLength(1);
   });
 
   it('hands over when the leader closes', async () => {
-    const locks = new FakeLocks();
-    const bus = new Bus();
-    const [a, b] = [tab(locks, bus), tab(locks, bus)];
-    a.election.start();
-    b.election.start();
-    await vi.advanceTimersByTimeAsync(10);
+    const [a, b] = (await startTabs(2)) as [ReturnType<typeof tab>, ReturnType<typeof tab>];
     expect(a.election.isLeader).toBe(true);
     a.election.stop();
     await vi.advanceTimersByTimeAsync(10);
@@ -95,12 +96,7 @@ describe('leader election', () => {
   });
 
   it('replaces a frozen leader within seconds, and the old one steps down when it wakes', async () => {
-    const locks = new FakeLocks();
-    const bus = new Bus();
-    const [a, b] = [tab(locks, bus), tab(locks, bus)];
-    a.election.start();
-    b.election.start();
-    await vi.advanceTimersByTimeAsync(10);
+    const [a, b] = (await startTabs(2)) as [ReturnType<typeof tab>, ReturnType<typeof tab>];
     expect(a.election.isLeader).toBe(true);
     a.channel.frozen = true; // frozen: holds the lock, sends no heartbeats
     await vi.advanceTimersByTimeAsync(6_000);
@@ -112,12 +108,7 @@ describe('leader election', () => {
   });
 
   it('resigns on freeze and queues again on resume', async () => {
-    const locks = new FakeLocks();
-    const bus = new Bus();
-    const [a, b] = [tab(locks, bus), tab(locks, bus)];
-    a.election.start();
-    b.election.start();
-    await vi.advanceTimersByTimeAsync(10);
+    const [a, b] = (await startTabs(2)) as [ReturnType<typeof tab>, ReturnType<typeof tab>];
     a.election.resign();
     await vi.advanceTimersByTimeAsync(10);
     expect(b.election.isLeader).toBe(true);
