@@ -9,6 +9,8 @@ import { hasUnsavedTyping } from './drafts';
 type Listener = (ready: boolean) => void;
 const listeners = new Set<Listener>();
 let updateReady = false;
+/** The learner clicked "Reload now": drafts are in sessionStorage, so reload even mid-edit. */
+let askedForReload = false;
 
 export function onUpdateReady(listener: Listener): () => void {
   listeners.add(listener);
@@ -19,9 +21,10 @@ export function onUpdateReady(listener: Listener): () => void {
 export async function registerServiceWorker(): Promise<void> {
   if (!('serviceWorker' in navigator) || import.meta.env.DEV) return;
   const registration = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
-  const hadController = Boolean(navigator.serviceWorker.controller);
+  // Controlled pages get updates; the very first install (clientsClaim) only takes control.
+  let controlled = Boolean(navigator.serviceWorker.controller);
   const announce = () => {
-    if (!registration.waiting || !hadController) return;
+    if (!registration.waiting || !navigator.serviceWorker.controller) return;
     updateReady = true;
     listeners.forEach((l) => l(true));
     applyWhenSafe(registration);
@@ -32,7 +35,11 @@ export async function registerServiceWorker(): Promise<void> {
   announce();
   let reloading = false;
   navigator.serviceWorker.addEventListener('controllerchange', () => {
-    if (!hadController || reloading) return;
+    if (!controlled) {
+      controlled = true;
+      return;
+    }
+    if (reloading) return;
     reloading = true;
     reloadWhenSafe();
   });
@@ -44,6 +51,7 @@ export async function registerServiceWorker(): Promise<void> {
 
 /** Called by the "Reload now" button, and automatically once safe. */
 export function applyUpdateNow(): void {
+  askedForReload = true;
   void navigator.serviceWorker.getRegistration().then((registration) => registration?.waiting?.postMessage({ type: 'SKIP_WAITING' }));
 }
 
@@ -57,7 +65,7 @@ function reloadWhenSafe(): void {
 
 function whenSafe(action: () => void): void {
   const attempt = () => {
-    if (document.visibilityState === 'hidden' || !hasUnsavedTyping()) {
+    if (askedForReload || document.visibilityState === 'hidden' || !hasUnsavedTyping()) {
       document.removeEventListener('visibilitychange', attempt);
       clearInterval(timer);
       action();

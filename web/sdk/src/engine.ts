@@ -47,7 +47,7 @@ type Message =
   | { type: 'version'; version: CachedVersion }
   | { type: 'connection'; streaming: boolean }
   | { type: 'changed'; ids: string[] | 'all' }
-  | { type: 'outbox' };
+  | { type: 'hello' };
 
 export class SyncEngine {
   state: EngineState = { status: 'syncing', pendingCount: 0, lastError: null, currentVersion: null, isSSEConnected: false, syncPercent: null, problems: [], ready: false, authLost: false };
@@ -118,6 +118,7 @@ export class SyncEngine {
         onChange: (isLeader) => (isLeader ? this.follower.start() : this.follower.stop()),
       });
       this.election.start();
+      this.broadcast({ type: 'hello' });
     } else {
       this.follower.start();
     }
@@ -425,8 +426,11 @@ export class SyncEngine {
     const message = event.data as Message;
     if (message.type === 'changed') void this.reload(message.ids);
     else if (message.type === 'connection') this.update({ isSSEConnected: message.streaming });
+    // The leader pulls and then says `changed`; a follower's `currentVersion` follows its own
+    // replica (it is the base version of its edits), so a version alone only matters for edits
+    // this tab still has to push.
     else if (message.type === 'version' && this.state.pendingCount > 0) void this.sync();
-    else if (message.type === 'version') this.update({ currentVersion: Math.max(this.state.currentVersion ?? 0, message.version.libraryVersion) });
+    else if (message.type === 'hello' && this.isLeader && this.election) this.broadcast({ type: 'connection', streaming: this.follower.streaming });
   };
 
   private readonly onOnline = (): void => {
