@@ -6,7 +6,7 @@
 import { request, ShelfApiError, type ShelfClient } from './api/client';
 import { LeaderElection, type LockManagerLike } from './leader';
 import { VersionFollower } from './follower';
-import { enqueue, pendingCount, settle, takeBatch, type NewMutation } from './outbox';
+import { enqueue, pendingCount, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
 import { applyPage, clearLibrary, deleteProblem, openReplica, putProblem, readCursor, readSnapshot, type ReplicaDB } from './replica';
 import { buildView } from './view';
 import { getLatestCachedVersion, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
@@ -177,10 +177,18 @@ export class SyncEngine {
     await this.edit([{ type: 'progress.set', id, baseVersion: this.baseVersionOf(id), data: { ...input } }]);
   }
 
-  /** Needs the network: a conflict is settled on the server, then the feed brings the result. */
+  /** Through the outbox like any edit, so a conflict can be settled offline too. */
   async resolveConflict(materialId: string, conflictId: string, resolution: 'server' | 'device' | 'custom', value?: string): Promise<void> {
-    await request(this.options.client.POST('/api/materials/{id}/conflicts/{conflictId}/resolve', { params: { path: { id: materialId, conflictId } }, body: { resolution, value } }));
-    await this.sync();
+    await this.edit([{ type: 'conflict.resolve', id: materialId, baseVersion: this.baseVersionOf(materialId), data: { conflictId, resolution, value } }]);
+  }
+
+  /** Attaches a file already uploaded (tus); the attachment id is chosen here. */
+  async attachFile(materialId: string, file: { sha256: string; filename: string; contentType: string; size: number }): Promise<void> {
+    await this.edit([{ type: 'attachment.add', id: materialId, baseVersion: this.baseVersionOf(materialId), data: { attachmentId: crypto.randomUUID(), ...file } }]);
+  }
+
+  async detachFile(materialId: string, attachmentId: string): Promise<void> {
+    await this.edit([{ type: 'attachment.remove', id: materialId, baseVersion: this.baseVersionOf(materialId), data: { attachmentId } }]);
   }
 
   async dismissProblem(key: string): Promise<void> {
@@ -252,11 +260,18 @@ export class SyncEngine {
       const batch = await takeBatch(db);
       if (batch.length === 0) return sent;
       sent = true;
-      // `data` is the REST body of each action; the schema types it as a bare object (utoipa's
-      // `Object`), which openapi-typescript renders as a map of `undefined`, hence the cast.
-      const mutations = batch.map(({ mutationId, type, id, baseVersion, data }) => ({ mutationId, type, id, baseVersion, data: data as Record<string, never> }));
-      const answer = await request(this.options.client.POST('/api/library/mutations', { body: { mutations } }));
-      await settle(db, batch, answer.results, (id) => this.items.get(id)?.title ?? 'a material');
+      const titleOf = (id: string) => this.items.get(id)?.title ?? 'a material';
+      let answer;
+      try {
+        answer = await request(this.options.client.POST('/api/library/mutations', { body: { protocolVersion: PROTOCOL_VERSION, mutations: batch.map(toInput) } }));
+      } catch (error) {
+        const refused = refusedEntry(error, batch);
+        if (!refused) throw error;
+        // A protocol error names its mutation; resending it unchanged can never succeed.
+        await setAside(db, refused, (error as ShelfApiError).message, titleOf(refused.id));
+        continue;
+      }
+      await settle(db, batch, answer.results, titleOf);
     }
   }
 
@@ -444,6 +459,16 @@ export class SyncEngine {
   };
   private readonly onFreeze = (): void => this.election?.resign();
   private readonly onResume = (): void => this.election?.rejoin();
+}
+
+/** The sync protocol this engine speaks (`protocolVersion` of mutation batches). */
+export const PROTOCOL_VERSION = 1;
+
+/** The entry a 400 answer to a batch names (`mutations[i] …`), if it names one. */
+export function refusedEntry<T>(error: unknown, batch: T[]): T | undefined {
+  if (!(error instanceof ShelfApiError) || error.status !== 400) return undefined;
+  const index = /mutations\[(\d+)\]/.exec(error.message)?.[1];
+  return index === undefined ? (batch.length === 1 ? batch[0] : undefined) : batch[Number(index)];
 }
 
 /** Words a learner understands, for the status line. */

@@ -8,16 +8,11 @@
  * used before (unless the clock went back by more than the gap — documented in ADR 0005).
  */
 import type { ReplicaDB } from './replica';
-import type { MutationResultView, MutationType, OutboxEntry, SyncProblem } from './types';
+import type { MutationInput, MutationResultView, NewMutation, OutboxEntry, SyncProblem } from './types';
 
 export const MAX_BATCH = 500;
 
-export interface NewMutation {
-  type: MutationType;
-  id: string;
-  baseVersion: number;
-  data?: Record<string, unknown>;
-}
+export type { NewMutation };
 
 export function nextMutationId(last: number, now: number): number {
   return Math.max(last + 1, now * 1000);
@@ -30,13 +25,19 @@ export async function enqueue(db: ReplicaDB, mutations: NewMutation[], now = Dat
   const entries: OutboxEntry[] = [];
   for (const mutation of mutations) {
     last = nextMutationId(last, now);
-    const entry: OutboxEntry = { mutationId: last, type: mutation.type, id: mutation.id, baseVersion: mutation.baseVersion, data: mutation.data ?? {}, state: 'queued', createdAt: now };
+    const entry = { ...mutation, mutationId: last, state: 'queued', createdAt: now } as OutboxEntry;
     entries.push(entry);
     void tx.objectStore('outbox').put(entry);
   }
   void tx.objectStore('meta').put(last, 'lastMutationId');
   await tx.done;
   return entries;
+}
+
+/** The wire form of an entry: the mutation without the outbox's bookkeeping. */
+export function toInput(entry: OutboxEntry): MutationInput {
+  const { state: _state, createdAt: _createdAt, ...input } = entry;
+  return input as MutationInput;
 }
 
 /** The next batch to send, oldest first, marked in flight in the same transaction. */
@@ -56,6 +57,19 @@ export async function takeBatch(db: ReplicaDB, max = MAX_BATCH): Promise<OutboxE
 
 export async function pendingCount(db: ReplicaDB): Promise<number> {
   return db.count('outbox');
+}
+
+/**
+ * Sets aside an entry the server refused as a protocol error (400 naming it): it can never
+ * apply, so it leaves the outbox and becomes a problem the learner sees.
+ */
+export async function setAside(db: ReplicaDB, entry: OutboxEntry, message: string, title: string): Promise<SyncProblem> {
+  const problem: SyncProblem = { key: `refused-${entry.mutationId}`, kind: 'rejected', materialId: entry.id, title: describeMutation(entry, title), message: `Not saved: the server refused it (${message}).`, createdAt: Date.now() };
+  const tx = db.transaction(['outbox', 'problems'], 'readwrite');
+  void tx.objectStore('outbox').delete(entry.mutationId);
+  void tx.objectStore('problems').put(problem);
+  await tx.done;
+  return problem;
 }
 
 /**
@@ -98,6 +112,9 @@ function describeMutation(entry: OutboxEntry, title: string): string {
     case 'material.delete': return `Deleting “${title}”`;
     case 'progress.set':
     case 'progress.delete': return `Progress on “${title}”`;
+    case 'conflict.resolve': return `Your choice in a conflict on “${title}”`;
+    case 'attachment.add': return `A file attached to “${title}”`;
+    case 'attachment.remove': return `Removing a file from “${title}”`;
     default: return `Edit of “${title}”`;
   }
 }

@@ -5,6 +5,7 @@ export type MaterialFields = Schemas['MaterialFields'];
 export type ProgressView = Schemas['ProgressView'];
 export type AttachmentView = Schemas['AttachmentView'];
 export type ConflictView = Schemas['ConflictView'];
+export type ConflictSummaryView = Schemas['ConflictSummaryView'];
 export type ChangeView = Schemas['ChangeView'];
 export type MutationResultView = Schemas['MutationResultView'];
 export type DeviceView = Schemas['DeviceView'];
@@ -18,26 +19,21 @@ export interface MaterialItem extends MaterialFields {
   pending: boolean;
 }
 
-export type MutationType =
-  | 'material.create'
-  | 'material.update'
-  | 'material.delete'
-  | 'progress.set'
-  | 'progress.delete'
-  | 'tags.add'
-  | 'tags.remove';
+/** One queued edit as the server takes it: a union tagged by `type` (generated). */
+export type MutationInput = Schemas['MutationInput'];
+export type MutationType = MutationInput['type'];
 
-/** An edit in the outbox; `mutationId` is unique per device (see `outbox.ts`). */
-export interface OutboxEntry {
-  mutationId: number;
-  type: MutationType;
-  id: string;
-  baseVersion: number;
-  data: Record<string, unknown>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** An edit before it gets its mutation id (see `outbox.ts`). */
+export type NewMutation = DistributiveOmit<MutationInput, 'mutationId'> & { baseVersion: number };
+
+/** An edit in the outbox; `mutationId` is unique per device. */
+export type OutboxEntry = MutationInput & {
   /** `inflight` once sent: it stays until a receipt answers for it, across reloads. */
   state: 'queued' | 'inflight';
   createdAt: number;
-}
+};
 
 /** An edit the server did not apply as made; shown to the learner until dismissed. */
 export interface SyncProblem {

@@ -22,7 +22,7 @@ export function buildView(materials: MaterialFields[], progress: ProgressView[],
 }
 
 export function applyEntry(items: Map<string, MaterialItem>, entry: OutboxEntry): void {
-  const data = entry.data as Record<string, unknown>;
+  const data = (entry.data ?? {}) as Record<string, unknown>;
   const now = new Date(entry.createdAt).toISOString();
   const current = items.get(entry.id);
   switch (entry.type) {
@@ -69,6 +69,17 @@ export function applyEntry(items: Map<string, MaterialItem>, entry: OutboxEntry)
       next.tags = current.tags.filter((tag) => !removed.has(tag));
       break;
     }
+    case 'conflict.resolve':
+      next.conflicts = current.conflicts.filter((conflict) => conflict.id !== data.conflictId);
+      break;
+    case 'attachment.add': {
+      const { attachmentId, sha256, filename, contentType, size } = data as { attachmentId: string; sha256: string; filename: string; contentType: string; size: number };
+      next.attachments = [...current.attachments, { id: attachmentId, materialId: entry.id, sha256, filename, contentType, size, createdAt: now, version: 0 }];
+      break;
+    }
+    case 'attachment.remove':
+      next.attachments = current.attachments.filter((attachment) => attachment.id !== data.attachmentId);
+      break;
   }
   items.set(entry.id, next);
 }

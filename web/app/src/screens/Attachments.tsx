@@ -4,8 +4,7 @@
  * opened materials are warmed into the Service Worker's cache, so they open offline too.
  */
 import { useState, type ChangeEvent } from 'react';
-import { attachmentUrl, describeError, request, ShelfApiError, type MaterialItem } from '@shelf/sdk';
-import { client } from '../session';
+import { attachmentUrl, describeError, ShelfApiError, type MaterialItem } from '@shelf/sdk';
 import { useSync } from '../sync/LibraryVersionSyncProvider';
 
 async function sha256Hex(file: File): Promise<string> {
@@ -66,8 +65,7 @@ export function Attachments({ item }: { item: MaterialItem }) {
       const known = await fetch(`/api/blobs/${sha256}`, { method: 'HEAD', credentials: 'same-origin' });
       if (!known.ok) await upload(file, sha256, setPercent);
       setPercent(100);
-      await request(client.POST('/api/materials/{id}/attachments', { params: { path: { id: item.id } }, body: { sha256, filename: file.name, contentType: file.type || 'application/octet-stream', size: file.size } }));
-      await engine.sync();
+      await engine.attachFile(item.id, { sha256, filename: file.name, contentType: file.type || 'application/octet-stream', size: file.size });
     } catch (caught) {
       setError(uploadErrorText(caught));
     } finally {
@@ -76,12 +74,7 @@ export function Attachments({ item }: { item: MaterialItem }) {
   }
 
   async function detach(attachmentId: string) {
-    try {
-      await request(client.DELETE('/api/materials/{id}/attachments/{attachmentId}', { params: { path: { id: item.id, attachmentId } } }));
-      await engine.sync();
-    } catch (caught) {
-      setError(`Could not remove the file: ${describeError(caught)}`);
-    }
+    await engine.detachFile(item.id, attachmentId);
   }
 
   return (

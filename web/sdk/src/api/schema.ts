@@ -500,6 +500,16 @@ export interface components {
              */
             version: number;
         };
+        /** @description The fields of a mutation that carries no data (`material.delete`, `progress.delete`). */
+        BareEnvelope: {
+            /** Format: int64 */
+            baseVersion?: number | null;
+            data?: components["schemas"]["NoData"];
+            /** Format: uuid */
+            id: string;
+            /** Format: int64 */
+            mutationId: number;
+        };
         /** @description One entity's latest state (`op: "upsert"`) or tombstone (`op: "delete"`, `data: null`). */
         ChangeView: {
             /** @description A MaterialFields or ProgressView object, or null for a tombstone. */
@@ -528,6 +538,21 @@ export interface components {
              */
             nextSince: number;
         };
+        /**
+         * @description Which text field a conflict is about.
+         * @enum {string}
+         */
+        ConflictFieldView: "title" | "body";
+        /** @description A conflict as materials carry it: without its texts. */
+        ConflictSummaryView: {
+            /** Format: int64 */
+            baseVersion: number;
+            /** Format: date-time */
+            createdAt: string;
+            field: components["schemas"]["ConflictFieldView"];
+            /** Format: uuid */
+            id: string;
+        };
         /** @description A device's edit that overlapped a concurrent edit: the server's value stayed. */
         ConflictView: {
             /** Format: int64 */
@@ -535,8 +560,7 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             deviceValue: string;
-            /** @description `title` or `body`. */
-            field: string;
+            field: components["schemas"]["ConflictFieldView"];
             /** Format: uuid */
             id: string;
             serverValue: string;
@@ -572,6 +596,212 @@ export interface components {
             /** Format: date-time */
             lastSeenAt: string;
         };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_AttachmentAddData: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description `data` of `attachment.add`: a blob the user uploaded (`HEAD /api/blobs/{sha256}` is 200). */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description The new attachment's id, chosen by the device.
+                 */
+                attachmentId: string;
+                /** @description A MIME type such as `application/pdf`. */
+                contentType: string;
+                /** @description 1 to 255 characters, no path separators. */
+                filename: string;
+                /** @description 64 lower-case hex digits. */
+                sha256: string;
+                /** Format: int64 */
+                size: number;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_AttachmentRemoveData: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description `data` of `attachment.remove`. */
+            data: {
+                /** Format: uuid */
+                attachmentId: string;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_ConflictResolveData: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description `data` of `conflict.resolve`: as `POST …/conflicts/{conflictId}/resolve`. */
+            data: {
+                /** Format: uuid */
+                conflictId: string;
+                resolution: components["schemas"]["ResolutionView"];
+                /** @description The new value, required with `custom`. */
+                value?: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_MaterialCreateData: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description `data` of `material.create`: as `POST /api/materials`, without `id` (it is the mutation's). */
+            data: {
+                body?: string;
+                progress?: null | components["schemas"]["ProgressInput"];
+                tags?: string[];
+                title: string;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_ProgressInput: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description Progress fields to set; absent fields keep their value. */
+            data: {
+                completed?: boolean | null;
+                /**
+                 * Format: date-time
+                 * @description Defaults to the server's receive time when anything changed; capped at it.
+                 */
+                lastStudiedAt?: string | null;
+                /**
+                 * Format: double
+                 * @description 0 to 100.
+                 */
+                percentComplete?: number | null;
+                /** @description At most 256 characters. */
+                position?: string | null;
+                /**
+                 * @description An explicit reset: lets `percentComplete` go down and `completed` become false even from
+                 *     a device whose view is stale.
+                 */
+                reset?: boolean;
+                /**
+                 * Format: int64
+                 * @description Seconds studied since the last update, added to `studySeconds` (0 to 31622400).
+                 */
+                studySecondsDelta?: number;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_TagsInput: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description `data` of `tags.add` / `tags.remove`. */
+            data: {
+                tags: string[];
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
+        /** @description The fields every queued mutation carries, and its `data`. */
+        Envelope_UpdateMaterialRequest: {
+            /**
+             * Format: int64
+             * @description The library version the device had seen when it made the edit.
+             */
+            baseVersion?: number | null;
+            /** @description A partial update; absent fields keep their value. */
+            data: {
+                body?: string | null;
+                progress?: null | components["schemas"]["ProgressInput"];
+                tags?: string[] | null;
+                title?: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description The material's id (also for progress, tag and attachment mutations).
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1. A mutation id seen before is answered `duplicate` and not
+             *     re-applied.
+             */
+            mutationId: number;
+        };
         /** @description Every error response body. */
         ErrorBody: {
             code: components["schemas"]["ErrorCode"];
@@ -583,7 +813,7 @@ export interface components {
          * @description Machine-readable error codes. Clients branch on these, never on messages.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "range_not_satisfiable" | "service_unavailable" | "internal";
+        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "range_not_satisfiable" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
         LibraryVersionResponse: {
             /** @description Changes when the database is replaced or restored; a client then resyncs from 0. */
             epoch: string;
@@ -609,8 +839,11 @@ export interface components {
         /** @description A study material's own fields (as in the change feed). */
         MaterialFields: {
             body: string;
-            /** @description Edits from other devices that overlapped and await the user's decision. */
-            conflicts: components["schemas"]["ConflictView"][];
+            /**
+             * @description Edits from other devices that overlapped and await the user's decision (their texts:
+             *     `GET /api/materials/{id}/conflicts`).
+             */
+            conflicts: components["schemas"]["ConflictSummaryView"][];
             /** Format: date-time */
             createdAt: string;
             /** Format: uuid */
@@ -645,43 +878,53 @@ export interface components {
         MutationBatchRequest: {
             /** @description In the order the device made them; at most 500. */
             mutations: components["schemas"]["MutationInput"][];
+            /**
+             * Format: int32
+             * @description The protocol version the client speaks; 1 when absent.
+             */
+            protocolVersion?: number | null;
         };
         MutationBatchResponse: {
             /** Format: int64 */
             libraryVersion: number;
             results: components["schemas"]["MutationResultView"][];
         };
-        /** @description One queued edit of a device. */
-        MutationInput: {
-            /**
-             * Format: int64
-             * @description The library version the device had seen when it made the edit.
-             */
-            baseVersion?: number | null;
-            /** @description The same fields as the REST body of that action (`tags.*`: `{"tags": [...]}`). */
-            data?: Record<string, never>;
-            /**
-             * Format: uuid
-             * @description The material's id.
-             */
-            id: string;
-            /**
-             * Format: int64
-             * @description Per-device, increasing. A mutation id seen before is answered `duplicate` and not re-applied.
-             */
-            mutationId: number;
-            /**
-             * @description `material.create`, `material.update`, `material.delete`, `progress.set`, `progress.delete`,
-             *     `tags.add`, `tags.remove`.
-             */
-            type: string;
-        };
-        /** @description What became of one mutation. */
+        /** @description One queued edit of a device, tagged by `type`. */
+        MutationInput: (components["schemas"]["Envelope_MaterialCreateData"] & {
+            /** @enum {string} */
+            type: "material.create";
+        }) | (components["schemas"]["Envelope_UpdateMaterialRequest"] & {
+            /** @enum {string} */
+            type: "material.update";
+        }) | (components["schemas"]["BareEnvelope"] & {
+            /** @enum {string} */
+            type: "material.delete";
+        }) | (components["schemas"]["Envelope_ProgressInput"] & {
+            /** @enum {string} */
+            type: "progress.set";
+        }) | (components["schemas"]["BareEnvelope"] & {
+            /** @enum {string} */
+            type: "progress.delete";
+        }) | (components["schemas"]["Envelope_TagsInput"] & {
+            /** @enum {string} */
+            type: "tags.add";
+        }) | (components["schemas"]["Envelope_TagsInput"] & {
+            /** @enum {string} */
+            type: "tags.remove";
+        }) | (components["schemas"]["Envelope_ConflictResolveData"] & {
+            /** @enum {string} */
+            type: "conflict.resolve";
+        }) | (components["schemas"]["Envelope_AttachmentAddData"] & {
+            /** @enum {string} */
+            type: "attachment.add";
+        }) | (components["schemas"]["Envelope_AttachmentRemoveData"] & {
+            /** @enum {string} */
+            type: "attachment.remove";
+        });
         MutationResultView: {
-            /** @description For `rejected` (and `duplicate` of a rejected one): why. */
-            code?: string | null;
-            /** @description For `merged`: the conflicts recorded on the material (`[]` when everything merged). */
-            conflict?: components["schemas"]["ConflictView"][] | null;
+            code?: null | components["schemas"]["ErrorCode"];
+            /** @description The conflicts a merge recorded (their texts: `GET /api/materials/{id}/conflicts`). */
+            conflict: components["schemas"]["ConflictSummaryView"][];
             /**
              * Format: int64
              * @description The library version after this mutation (for `rejected`: the version it was judged at).
@@ -690,9 +933,20 @@ export interface components {
             message?: string | null;
             /** Format: int64 */
             mutationId: number;
-            /** @description `applied`, `merged`, `duplicate` or `rejected`. */
-            status: string;
+            status: components["schemas"]["MutationStatus"];
         };
+        /**
+         * @description What became of one mutation.
+         * @enum {string}
+         */
+        MutationStatus: "applied" | "merged" | "duplicate" | "rejected";
+        /**
+         * @description The kinds of queued mutation, as in `type`.
+         * @enum {string}
+         */
+        MutationType: "material.create" | "material.update" | "material.delete" | "progress.set" | "progress.delete" | "tags.add" | "tags.remove" | "conflict.resolve" | "attachment.add" | "attachment.remove";
+        /** @description `data` of mutations that carry none: absent or `{}`. */
+        NoData: Record<string, never>;
         /** @description Progress fields to set; absent fields keep their value. */
         ProgressInput: {
             completed?: boolean | null;
@@ -754,14 +1008,28 @@ export interface components {
         };
         RejectedPage: {
             items: components["schemas"]["RejectedView"][];
+            /**
+             * Format: uuid
+             * @description Pass as `before` for the next (older) page; `null` on the last page.
+             */
+            nextBefore?: string | null;
         };
         /** @description An entry of the dead-letter list: a mutation that could not apply, kept to restore. */
         RejectedView: {
-            /** @description e.g. `deleted` (the material was deleted concurrently), `not_found`, `validation_failed`. */
-            code: string;
+            /** @description e.g. `deleted` (the material was deleted concurrently), `not_found`, `conflict_overflow`. */
+            code: components["schemas"]["ErrorCode"];
             /** Format: date-time */
             createdAt: string;
-            data: Record<string, never>;
+            /**
+             * @description The mutation's `data` as it was sent (the shape its `type` defines); `null` in lists when
+             *     larger than `dataLimit` — read the entry itself for it.
+             */
+            data?: Record<string, never> | null;
+            /**
+             * Format: int64
+             * @description Bytes of `data` as JSON.
+             */
+            dataBytes: number;
             /** Format: uuid */
             deviceId?: string | null;
             /** Format: uuid */
@@ -771,13 +1039,16 @@ export interface components {
             message: string;
             /** Format: int64 */
             mutationId?: number | null;
-            type: string;
+            type: components["schemas"]["MutationType"];
         };
-        /** @description How to settle a conflict: keep the server's value, take the device's, or write a new one. */
+        /**
+         * @description How to settle a conflict: keep the server's value, take the device's, or write a new one.
+         * @enum {string}
+         */
+        ResolutionView: "server" | "device" | "custom";
         ResolveConflictRequest: {
-            /** @description `server`, `device` or `custom`. */
-            resolution: string;
-            /** @description The new value, with `custom`. */
+            resolution: components["schemas"]["ResolutionView"];
+            /** @description The new value, required with `custom` (checked against the conflict's field). */
             value?: string | null;
         };
         /** @description A single-use stream ticket, valid for 60 seconds. */
