@@ -67,7 +67,7 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        /** 200 if the user already holds this blob (no upload needed), else 404. */
+        /** 200 (with the size) if the user already holds this blob, attached or not: no upload needed. */
         head: operations["headBlob"];
         patch?: never;
         trace?: never;
@@ -393,7 +393,8 @@ export interface paths {
         put?: never;
         /**
          * Creates an upload: `Upload-Length` and `Upload-Metadata` with `sha256` (and optionally
-         *     `filename`). Size limit and quota are checked here, before any byte is stored.
+         *     `filename`). The size limit is checked and the length reserved against the quota here,
+         *     atomically, before any byte is stored.
          */
         post: operations["createUpload"];
         delete?: never;
@@ -413,14 +414,15 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Abandons an upload (tus termination). */
+        /** Abandons an upload (tus termination), releasing its quota; 423 while a PATCH writes it. */
         delete: operations["terminateUpload"];
         options?: never;
         /** How much of the upload is stored: continue from `Upload-Offset`. */
         head: operations["getUploadOffset"];
         /**
          * Appends bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`), streamed
-         *     to disk. On the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
+         *     to disk by the upload's only writer: 423 `upload_locked` while another PATCH writes it. On
+         *     the last byte the SHA-256 is verified: 422 `hash_mismatch` discards the upload.
          */
         patch: operations["appendUpload"];
         trace?: never;
@@ -813,7 +815,7 @@ export interface components {
          * @description Machine-readable error codes. Clients branch on these, never on messages.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "range_not_satisfiable" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
+        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
         LibraryVersionResponse: {
             /** @description Changes when the database is replaced or restored; a client then resyncs from 0. */
             epoch: string;
@@ -2052,6 +2054,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description upload_locked */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     getUploadOffset: {
@@ -2109,6 +2120,15 @@ export interface operations {
             };
             /** @description hash_mismatch */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload_locked */
+            423: {
                 headers: {
                     [name: string]: unknown;
                 };
