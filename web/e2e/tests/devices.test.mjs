@@ -38,6 +38,15 @@ test('a learner creates an account and sees an empty library', async () => {
   await screenshots(laptop.page, '03-empty-library');
 });
 
+test('the app is installable: a web app manifest with icons', async () => {
+  const href = await laptop.page.locator('link[rel="manifest"]').getAttribute('href');
+  const manifest = await laptop.page.evaluate(async (url) => (await fetch(url)).json(), href);
+  assert.equal(manifest.display, 'standalone');
+  assert.equal(manifest.start_url, '/');
+  assert.deepEqual(manifest.icons.map((icon) => icon.sizes).sort(), ['192x192', '512x512', '512x512']);
+  for (const icon of manifest.icons) assert.equal((await laptop.page.request.get(icon.src)).status(), 200);
+});
+
 test('an edit on one device appears on the other without a reload', async () => {
   phone = await newDevice(browser, server.url);
   await logInThroughUi(phone.page, email, password);

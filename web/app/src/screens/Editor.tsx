@@ -82,6 +82,9 @@ export function Editor({ id }: { id?: string }) {
     navigate('/', { replace: true });
   }
 
+  // Until the replica is open the material's body is unknown: show nothing rather than an empty form.
+  if (id && !ready) return <main className="editor" aria-busy="true" />;
+
   if (id && ready && item === null) {
     return (
       <main className="editor">
