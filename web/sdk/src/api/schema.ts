@@ -13,7 +13,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Starts a device session: returns a bearer token and sets the `shelf_session` cookie. */
+        /**
+         * Starts a device session: returns a bearer token and sets the session cookie
+         *     (`__Host-shelf_session`, `Secure`, when the client uses HTTPS; `shelf_session` otherwise).
+         */
         post: operations["login"];
         delete?: never;
         options?: never;
@@ -30,7 +33,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ends the current device session and clears the cookie. */
+        /** Ends the current device session and clears the cookie it came with. */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -202,8 +205,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The dead-letter list: mutations that could not apply, newest first, kept so they can be restored. */
+        /**
+         * The dead-letter list: mutations that could not apply, newest first, kept so they can be
+         *     restored. Paged with `before`; an entry's `data` is inline up to 16 KiB.
+         */
         get: operations["listRejectedMutations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/library/rejected/{rejectedId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dead-letter entry with all its data. */
+        get: operations["getRejectedMutation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -815,7 +838,7 @@ export interface components {
          * @description Machine-readable error codes. Clients branch on these, never on messages.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
+        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "rate_limited" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
         LibraryVersionResponse: {
             /** @description Changes when the database is replaced or restored; a client then resyncs from 0. */
             epoch: string;
@@ -1024,7 +1047,7 @@ export interface components {
             createdAt: string;
             /**
              * @description The mutation's `data` as it was sent (the shape its `type` defines); `null` in lists when
-             *     larger than `dataLimit` — read the entry itself for it.
+             *     larger than 16 KiB — read the entry itself (`GET /api/library/rejected/{id}`) for it.
              */
             data?: Record<string, never> | null;
             /**
@@ -1106,6 +1129,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description rate_limited (Retry-After): too many failures for this account or address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     logout: {
@@ -1165,6 +1206,24 @@ export interface operations {
             };
             /** @description email_taken */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After): too many registrations from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1447,7 +1506,12 @@ export interface operations {
     };
     listRejectedMutations: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The `nextBefore` of the previous page. */
+                before?: string;
+                /** @description 1 to 200, default 50. */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1463,6 +1527,35 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getRejectedMutation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rejectedId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RejectedView"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
