@@ -107,14 +107,21 @@ pub struct AttachmentRemoveData {
 /// `data` of `conflict.resolve`: the conflict, and how to settle it (as
 /// `POST …/conflicts/{conflictId}/resolve`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "resolution", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(tag = "resolution", rename_all = "lowercase")]
 pub enum ConflictResolveData {
     /// Keep the server's value.
-    Server { conflict_id: Uuid },
+    Server {
+        #[serde(rename = "conflictId")]
+        conflict_id: Uuid,
+    },
     /// Take the device's value.
-    Device { conflict_id: Uuid },
+    Device {
+        #[serde(rename = "conflictId")]
+        conflict_id: Uuid,
+    },
     /// Write a new value (checked against the conflict's field: a title must be a valid title).
     Custom {
+        #[serde(rename = "conflictId")]
         conflict_id: Uuid,
         #[schema(max_length = 1048576, pattern = "^[^\\u0000]*$")]
         value: String,

@@ -26,7 +26,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the sync server (SQLite in ./shelf-data unless --database-url says otherwise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
+    Openapi,
 }
 
 #[tokio::main]
@@ -35,7 +37,11 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(Config::load(args)?).await,
+        Command::Serve(args) => serve(Config::load(*args)?).await,
+        Command::Openapi => {
+            println!("{}", shelf_server::openapi_json()?);
+            Ok(())
+        }
     }
 }
 
@@ -68,12 +74,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         user_quota: config.user_quota,
         ..ServerSettings::default()
     };
-    let state = AppState::new(store, bus, blobs, settings).await?;
+    let mut state = AppState::new(store, bus, blobs, settings).await?;
+    match shelf_web::WebApp::embedded() {
+        Some(web) => {
+            let web = web
+                .with_archive(&config.data_dir.join("web-assets"))
+                .with_context(|| format!("cannot keep web assets in {}", config.data_dir.display()))?;
+            tracing::info!(files = web.file_count(), "serving the web app at /");
+            state = state.with_web_assets(Arc::new(web));
+        }
+        None => tracing::warn!("built with SHELF_WEB_SKIP: serving the API only; / explains how to get the app"),
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    println!("Shelf is running at http://{address} (API docs: http://{address}/api/docs)");
+    println!("Shelf is running at http://{address} (the app; API docs: http://{address}/api/docs)");
     shelf_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

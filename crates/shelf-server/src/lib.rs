@@ -11,6 +11,7 @@ mod openapi_responses;
 pub mod realtime;
 pub mod service;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,15 +44,34 @@ impl AppState {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");
         }
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing })
+        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None })
     }
 }
 
-/// The whole HTTP surface, documented routes first, then the JSON 404/405 fallbacks.
+impl AppState {
+    /// Serves the browser app from `web` for every GET outside `/api` (see [`web`]).
+    pub fn with_web_assets(mut self, web: Arc<dyn web::WebAssets>) -> Self {
+        self.web = Some(web);
+        self
+    }
+}
+
+/// The OpenAPI document of every route, as served at `/api/openapi.json` (`shelf openapi`
+/// prints it, so the TypeScript types can be generated without a running server).
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    openapi::document().to_pretty_json()
+}
+
+/// The whole HTTP surface, documented routes first, then the fallback: the web app for browser
+/// GETs (gzip-compressed when asked), JSON 404/405 for everything else.
 pub fn app(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
+    let web = Router::new()
+        .fallback(web::fallback)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .with_state(state.clone());
     openapi::router()
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback_service(web)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -33,7 +33,20 @@ impl Modify for SecuritySchemes {
 /// Every route, plus `/api/openapi.json` and the Swagger UI at `/api/docs` (assets vendored,
 /// so the page works offline).
 pub fn router() -> Router<AppState> {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = routes().split_for_parts();
+    crate::openapi_responses::add_standard_responses(&mut api);
+    router.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", api))
+}
+
+/// The document served at `/api/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut api = routes().split_for_parts().1;
+    crate::openapi_responses::add_standard_responses(&mut api);
+    api
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::register))
@@ -60,8 +73,4 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(sse::events))
         .routes(routes!(sse::ticket))
         .routes(routes!(ws::upgrade))
-        .split_for_parts();
-    let mut api = api;
-    crate::openapi_responses::add_standard_responses(&mut api);
-    router.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", api))
 }

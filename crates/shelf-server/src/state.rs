@@ -81,5 +81,7 @@ pub struct AppState {
     pub blobs: Arc<dyn shelf_blob::BlobStore>,
     /// Password hashing: one run per core, a bounded queue behind them.
     pub hashing: Arc<crate::service::hashing::HashingPool>,
+    /// The browser app's files, when this server was given them (`None`: API only).
+    pub web: Option<Arc<dyn crate::web::WebAssets>>,
 }
 

@@ -96,7 +96,17 @@ impl TestServer {
         Self::start_full(backend, BlobBackend::Local, settings).await
     }
 
-    pub async fn start_full(backend: Backend, blobs: BlobBackend, mut settings: ServerSettings) -> Self {
+    pub async fn start_full(backend: Backend, blobs: BlobBackend, settings: ServerSettings) -> Self {
+        Self::launch(backend, blobs, settings, None).await
+    }
+
+    /// A server that also serves a browser app from `web` (tests pass an in-memory one, so the
+    /// testkit never needs the real Vite build).
+    pub async fn start_with_web(backend: Backend, web: Arc<dyn shelf_server::web::WebAssets>) -> Self {
+        Self::launch(backend, BlobBackend::Local, ServerSettings::default(), Some(web)).await
+    }
+
+    async fn launch(backend: Backend, blobs: BlobBackend, mut settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
         let database = TestDatabase::create(backend).await;
         let store = database.open_store().await;
         let bus = Arc::new(InProcessBus::new());
@@ -113,7 +123,10 @@ impl TestServer {
                 Arc::new(shelf_blob_s3::S3BlobStore::new(&settings).expect("S3 store"))
             }
         };
-        let state = AppState::new(store.clone(), bus, blobs, settings).await.expect("server state");
+        let mut state = AppState::new(store.clone(), bus, blobs, settings).await.expect("server state");
+        if let Some(web) = web {
+            state = state.with_web_assets(web);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = oneshot::channel::<()>();

@@ -17,4 +17,5 @@ mod origins;
 mod realtime;
 mod sync;
 mod uploads;
+mod web;
 mod write_path;
