@@ -77,8 +77,11 @@ impl BlobStore for S3BlobStore {
             }
             writer.finish().await.map_err(map_err)?;
         }
-        // The staged copy is no longer needed once the object is stored.
-        let _ = tokio::fs::remove_file(path).await;
+        // The staged copy is no longer needed once the object is stored; if it cannot be removed
+        // the upload still succeeded, so say so and go on (the collector sweeps stale files).
+        if let Err(error) = tokio::fs::remove_file(path).await {
+            tracing::warn!(%error, path = %path.display(), "could not remove a staged upload after storing it");
+        }
         Ok(())
     }
 

@@ -105,6 +105,8 @@ impl crate::ChangeBus for RemoteBus {
     fn publish(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
         // Local subscribers hear it at once; the broker's echo is ignored as not newer.
         self.recovery.local.deliver(user, version);
+        // Fails only once the publisher task ended (shutdown); other instances then recover the
+        // version from the database, so nothing is lost by going on.
         let _ = self.outbox.send((user, version));
     }
 

@@ -124,7 +124,12 @@ async fn open_bus(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<
 /// Resolves on Ctrl-C or SIGTERM; the server then finishes in-flight requests.
 async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            // Without the handler, Ctrl-C cannot stop us gracefully; never treat that as a request
+            // to stop (SIGTERM still works).
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let terminate = async {

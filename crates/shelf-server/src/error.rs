@@ -149,8 +149,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorBody { code, message, conflicts })).into_response();
         if let ApiError::RangeNotSatisfiable(size) = &self {
             // RFC 9110 §14.4: a 416 names the current length so the client can ask again.
-            if let Ok(value) = format!("bytes */{size}").parse() {
-                response.headers_mut().insert(axum::http::header::CONTENT_RANGE, value);
+            match HeaderValue::try_from(format!("bytes */{size}")) {
+                Ok(value) => {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                // Digits and ASCII always make a header; if not, say so rather than drop it.
+                Err(error) => tracing::error!(%error, size, "could not build Content-Range for a 416"),
             }
         }
         if let ApiError::RateLimited(after) | ApiError::Overloaded(after) = &self {

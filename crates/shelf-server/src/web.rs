@@ -84,8 +84,12 @@ fn asset_response(asset: WebAsset, request: &HeaderMap, head_only: bool) -> Resp
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if let Ok(etag) = HeaderValue::from_str(&asset.etag) {
-        headers.insert(header::ETAG, etag);
+    match HeaderValue::from_str(&asset.etag) {
+        Ok(etag) => {
+            headers.insert(header::ETAG, etag);
+        }
+        // ETags are hex digests made at build time; a bad one is a build bug worth a log line.
+        Err(error) => tracing::error!(%error, etag = asset.etag, "web asset ETag is not a header value"),
     }
     response
 }

@@ -26,7 +26,7 @@ pub async fn count_attempts(pool: &PgPool, buckets: &[String], window_start: i64
           RETURNING bucket, attempts",
     );
     let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(pool).await.map_err(db_err)?;
-    Ok(shelf_store::counts_in_order(buckets, &rows))
+    shelf_store::counts_in_order(buckets, &rows)
 }
 
 pub async fn refund_attempts(pool: &PgPool, buckets: &[String], window_start: i64) -> StoreResult<()> {

@@ -214,8 +214,14 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// `(bucket, count)` rows from an upsert's RETURNING (which promises no order) as counts in the
-/// order of `buckets`, as [`Store::count_attempts`] answers.
-pub fn counts_in_order(buckets: &[String], rows: &[(String, i64)]) -> Vec<i64> {
+/// order of `buckets`, as [`Store::count_attempts`] answers. A bucket the upsert did not return
+/// is an error: counting it as 0 would let attempts past the limit.
+pub fn counts_in_order(buckets: &[String], rows: &[(String, i64)]) -> StoreResult<Vec<i64>> {
     let counts: std::collections::HashMap<&str, i64> = rows.iter().map(|(bucket, count)| (bucket.as_str(), *count)).collect();
-    buckets.iter().map(|bucket| counts.get(bucket.as_str()).copied().unwrap_or(0)).collect()
+    buckets
+        .iter()
+        .map(|bucket| {
+            counts.get(bucket.as_str()).copied().ok_or_else(|| StoreError::backend(std::io::Error::other(format!("attempt bucket {bucket} was not counted"))))
+        })
+        .collect()
 }

@@ -136,3 +136,41 @@ fn core_has_no_async_or_io_dependency_and_the_server_no_backend_driver() {
     assert!(found.is_empty(), "shelf-server's dependency tree holds {found:?}");
     assert!(server.contains("axum") && core.contains("time"), "the graph was read (sanity check)");
 }
+
+/// Production code never drops an error without saying why: every `let _ =` (discarding a
+/// `Result`) carries a comment on its line or just above it. Test code is exempt.
+#[test]
+fn every_discarded_result_in_production_code_says_why() {
+    let mut unexplained = Vec::new();
+    for dir in std::fs::read_dir(root().join("crates")).unwrap() {
+        let krate = dir.unwrap().path();
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        if ["shelf-testkit", "shelf-bench"].contains(&name.as_str()) {
+            continue; // test and benchmark tools
+        }
+        let mut files = vec![krate.join("src")];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("contract.rs") || path.to_string_lossy().contains("tests") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Code after `#[cfg(test)]` is a test module.
+            let production = text.split("#[cfg(test)]").next().unwrap_or("");
+            let lines: Vec<&str> = production.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.contains("let _ =") {
+                    continue;
+                }
+                let explained = line.contains("//") || (i > 0 && lines[i - 1].trim_start().starts_with("//"));
+                if !explained {
+                    unexplained.push(format!("{}:{}", path.strip_prefix(root()).unwrap_or(&path).display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(unexplained.is_empty(), "results discarded without a reason: {unexplained:?}");
+}

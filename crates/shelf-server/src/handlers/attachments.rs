@@ -82,7 +82,7 @@ pub async fn content(
 ) -> ApiResult<Response> {
     let found = state.store.attachments(device.user_id, MaterialId(id)).await?;
     let attachment = found.into_iter().find(|a| a.id == attachment).ok_or(ApiError::NotFound("attachment"))?;
-    let size = u64::try_from(attachment.size).unwrap_or(0);
+    let size = u64::try_from(attachment.size).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored attachment size {}: {e}", attachment.size)))?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, size)).transpose()?;
     let key = BlobKey { user: device.user_id.0, sha256: attachment.sha256.clone() };
     let stream = state.blobs.get(&key, range).await.map_err(ApiError::Blob)?;
@@ -95,24 +95,23 @@ pub async fn content(
     let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
-    let set = |headers: &mut HeaderMap, name: header::HeaderName, value: String| {
-        if let Ok(value) = value.parse() {
-            headers.insert(name, value);
-        }
+    let set = |headers: &mut HeaderMap, name: header::HeaderName, value: String| -> ApiResult<()> {
+        headers.insert(name.clone(), super::header_value(name.as_str(), &value)?);
+        Ok(())
     };
-    set(headers, header::CONTENT_TYPE, attachment.content_type.clone());
-    set(headers, header::CONTENT_DISPOSITION, disposition);
-    set(headers, header::ACCEPT_RANGES, "bytes".into());
+    set(headers, header::CONTENT_TYPE, attachment.content_type.clone())?;
+    set(headers, header::CONTENT_DISPOSITION, disposition)?;
+    set(headers, header::ACCEPT_RANGES, "bytes".into())?;
     // Stored files are user input: never let a browser sniff them into HTML or run their scripts.
-    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
-    set(headers, header::CONTENT_SECURITY_POLICY, "sandbox".into());
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff".into())?;
+    set(headers, header::CONTENT_SECURITY_POLICY, "sandbox".into())?;
     match range {
         Some((start, end)) => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            set(response.headers_mut(), header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
-            set(response.headers_mut(), header::CONTENT_LENGTH, (end - start).to_string());
+            set(response.headers_mut(), header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1))?;
+            set(response.headers_mut(), header::CONTENT_LENGTH, (end - start).to_string())?;
         }
-        None => set(response.headers_mut(), header::CONTENT_LENGTH, size.to_string()),
+        None => set(response.headers_mut(), header::CONTENT_LENGTH, size.to_string())?,
     }
     Ok(response.into_response())
 }

@@ -14,16 +14,14 @@ use crate::state::AppState;
 
 const TUS_VERSION: &str = "1.0.0";
 
-fn tus_headers(extra: &[(&'static str, String)]) -> HeaderMap {
+fn tus_headers(extra: &[(&'static str, String)]) -> ApiResult<HeaderMap> {
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static("tus-resumable"), HeaderValue::from_static(TUS_VERSION));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for (name, value) in extra {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+        headers.insert(HeaderName::from_static(name), super::header_value(name, value)?);
     }
-    headers
+    Ok(headers)
 }
 
 /// A tus number header: ASCII digits only (`+5`, `-0`, ` 5` and `5.0` are refused).
@@ -37,13 +35,13 @@ fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<u64> {
 
 /// What this server supports (tus discovery).
 #[utoipa::path(options, operation_id = "uploadOptions", path = "/api/uploads", tag = "uploads", responses((status = 204)))]
-pub async fn options(State(state): State<AppState>) -> Response {
+pub async fn options(State(state): State<AppState>) -> ApiResult<Response> {
     let headers = tus_headers(&[
         ("tus-version", TUS_VERSION.into()),
         ("tus-extension", "creation,termination".into()),
         ("tus-max-size", state.settings.max_file_size.to_string()),
-    ]);
-    (StatusCode::NO_CONTENT, headers).into_response()
+    ])?;
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
 /// Creates an upload: `Upload-Length` and `Upload-Metadata` with `sha256` (and optionally
@@ -61,7 +59,7 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
     let upload = uploads::NewUpload { length, sha256, filename };
     let limits = (settings.max_file_size, settings.user_quota);
     let id = uploads::create(state.store.as_ref(), device.user_id, upload, limits).await?;
-    let headers = tus_headers(&[("location", format!("/api/uploads/{id}")), ("upload-offset", "0".into())]);
+    let headers = tus_headers(&[("location", format!("/api/uploads/{id}")), ("upload-offset", "0".into())])?;
     Ok((StatusCode::CREATED, headers).into_response())
 }
 
@@ -70,7 +68,7 @@ pub async fn create(State(state): State<AppState>, device: CurrentDevice, header
     params(("uploadId" = Uuid, Path)), responses((status = 200), (status = 404)))]
 pub async fn head(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
     let (offset, length) = uploads::status(state.store.as_ref(), device.user_id, id).await?;
-    let headers = tus_headers(&[("upload-offset", offset.to_string()), ("upload-length", length.to_string())]);
+    let headers = tus_headers(&[("upload-offset", offset.to_string()), ("upload-length", length.to_string())])?;
     Ok((StatusCode::OK, headers).into_response())
 }
 
@@ -100,7 +98,7 @@ pub async fn patch(
     let offset = number(&headers, "upload-offset")?;
     let stream = body.into_data_stream();
     let written = uploads::append(&state, device.user_id, id, offset, stream).await?;
-    Ok((StatusCode::NO_CONTENT, tus_headers(&[("upload-offset", written.to_string())])).into_response())
+    Ok((StatusCode::NO_CONTENT, tus_headers(&[("upload-offset", written.to_string())])?).into_response())
 }
 
 /// Abandons an upload (tus termination), releasing its quota; 423 while a PATCH writes it.
@@ -109,7 +107,7 @@ pub async fn patch(
     responses((status = 204), (status = 404), (status = 423, description = "upload_locked", body = ErrorBody)))]
 pub async fn terminate(State(state): State<AppState>, device: CurrentDevice, Path(id): Path<Uuid>) -> ApiResult<Response> {
     uploads::terminate(&state, device.user_id, id).await?;
-    Ok((StatusCode::NO_CONTENT, tus_headers(&[])).into_response())
+    Ok((StatusCode::NO_CONTENT, tus_headers(&[])?).into_response())
 }
 
 /// 200 (with the size) if the user already holds this blob, attached or not: no upload needed.

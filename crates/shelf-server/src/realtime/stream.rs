@@ -119,13 +119,21 @@ impl VersionStream {
         if self.with_changes {
             let since = self.last_sent.unwrap_or(LibraryVersion(0));
             match self.state.store.changes_since(self.user, since, MAX_INLINE_CHANGES, MAX_INLINE_BYTES).await {
-                Ok(page) if !page.has_more => {
-                    payload["changes"] = Value::Array(
-                        page.changes.iter().map(|c| serde_json::to_value(change_view(c)).unwrap_or(Value::Null)).collect(),
-                    );
-                    payload["libraryVersion"] = json!(page.library_version.0.max(version.0));
+                Ok(page) if !page.has_more => match page.changes.iter().map(|c| serde_json::to_value(change_view(c))).collect() {
+                    Ok(changes) => {
+                        payload["changes"] = Value::Array(changes);
+                        payload["libraryVersion"] = json!(page.library_version.0.max(version.0));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "could not render an inline delta; the event says resync instead");
+                        payload["resync"] = Value::Bool(true);
+                    }
+                },
+                Ok(_) => payload["resync"] = Value::Bool(true),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read an inline delta; the event says resync instead");
+                    payload["resync"] = Value::Bool(true);
                 }
-                _ => payload["resync"] = Value::Bool(true),
             }
         }
         let sent = LibraryVersion(payload["libraryVersion"].as_i64().unwrap_or(version.0));

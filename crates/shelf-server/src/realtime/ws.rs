@@ -56,6 +56,7 @@ async fn run(mut socket: WebSocket, mut stream: VersionStream) {
                     return;
                 }
                 if let Some(code) = close {
+                    // The close frame is a courtesy; a client already gone needs nothing more.
                     let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
                     return;
                 }

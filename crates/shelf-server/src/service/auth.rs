@@ -87,10 +87,11 @@ fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(new_token().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .unwrap_or_default()
+        Argon2::default().hash_password(new_token().as_bytes(), &salt).map(|hash| hash.to_string()).unwrap_or_else(|error| {
+            // Unknown addresses then answer 500 (their verification fails to parse): loud, not silent.
+            tracing::error!(%error, "could not make the decoy password hash");
+            String::new()
+        })
     })
 }
 

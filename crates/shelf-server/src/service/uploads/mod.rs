@@ -32,14 +32,17 @@ pub fn parse_metadata(header: Option<&str>) -> ApiResult<(String, Option<String>
     let mut filename = None;
     for pair in header.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
+        if !matches!(key, "sha256" | "filename") {
+            continue; // tus lets clients send metadata the server does not use
+        }
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok());
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| shelf_core::ValidationError::new("Upload-Metadata", format!("{key} must be base64-encoded UTF-8")))?;
         match key {
-            "sha256" => sha256 = decoded,
-            "filename" => filename = decoded,
-            _ => {}
+            "sha256" => sha256 = Some(decoded),
+            _ => filename = Some(decoded),
         }
     }
     let sha256 = sha256.map(|s| s.to_ascii_lowercase()).filter(|s| is_sha256(s)).ok_or_else(|| {
