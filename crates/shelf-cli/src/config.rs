@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file [default: SQLite in the data folder].
     #[arg(long, env = "SHELF_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// SQLite only: `full` acknowledges a write once it is on disk (survives power loss);
+    /// `normal` survives a crash of Shelf but may lose the last writes to a power loss
+    /// [default: full].
+    #[arg(long, env = "SHELF_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<String>,
     /// Days tombstones stay in the change feed [default: 30].
     #[arg(long, env = "SHELF_TOMBSTONE_RETENTION_DAYS")]
     pub tombstone_retention_days: Option<u64>,
@@ -107,6 +112,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub sqlite_synchronous: Option<String>,
     pub tombstone_retention_days: Option<u64>,
     pub session_ttl_days: Option<u64>,
     pub max_body_bytes: Option<usize>,
@@ -183,6 +189,7 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    pub durability: shelf_store_sqlite::Durability,
     pub tombstone_retention: Duration,
     pub session_ttl: Duration,
     pub max_body_bytes: usize,
@@ -205,6 +212,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("durability", &self.durability)
             .field("tombstone_retention", &self.tombstone_retention)
             .field("session_ttl", &self.session_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -260,6 +268,14 @@ impl Config {
             None => BusChoice::InProcess,
         };
         let on_postgres = database_url.as_deref().is_some_and(|url| url.starts_with("postgres"));
+        let durability = match (args.sqlite_synchronous.or(file.sqlite_synchronous).as_deref(), on_postgres) {
+            (Some(_), true) => anyhow::bail!(
+                "--sqlite-synchronous only applies to SQLite; on PostgreSQL durability is the server's synchronous_commit"
+            ),
+            (None, _) | (Some("full"), false) => shelf_store_sqlite::Durability::Full,
+            (Some("normal"), false) => shelf_store_sqlite::Durability::Normal,
+            (Some(other), false) => anyhow::bail!("--sqlite-synchronous must be full or normal (got {other:?})"),
+        };
         anyhow::ensure!(bus != BusChoice::Postgres || on_postgres, "--bus postgres needs a PostgreSQL --database-url");
         let bus_poll_interval = match (args.bus_poll_millis.or(file.bus_poll_millis), &bus) {
             (Some(_), BusChoice::InProcess) => {
@@ -317,6 +333,7 @@ impl Config {
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".to_owned()),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shelf-data")),
             database_url,
+            durability,
             tombstone_retention: Duration::from_secs(tombstone_retention_days * DAY),
             session_ttl: Duration::from_secs(session_ttl_days * DAY),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(4 * 1024 * 1024),
@@ -401,6 +418,7 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_LISTEN",
     "SHELF_DATA_DIR",
     "SHELF_DATABASE_URL",
+    "SHELF_SQLITE_SYNCHRONOUS",
     "SHELF_TOMBSTONE_RETENTION_DAYS",
     "SHELF_SESSION_TTL_DAYS",
     "SHELF_MAX_BODY_BYTES",

@@ -150,3 +150,19 @@ fn cfg1_every_flag_is_documented_and_known() {
         assert!(env == "SHELF_CONFIG" || readme.contains(&format!("`{env}`")), "{env} missing from README");
     }
 }
+
+#[test]
+fn cfg1_sqlite_durability_is_full_unless_asked_and_refused_on_postgres() {
+    let resolve = |args: ServeArgs| Config::resolve(args, FileConfig::default());
+    assert_eq!(resolve(ServeArgs::default()).unwrap().durability, shelf_store_sqlite::Durability::Full);
+    let normal = ServeArgs { sqlite_synchronous: Some("normal".into()), ..Default::default() };
+    assert_eq!(resolve(normal).unwrap().durability, shelf_store_sqlite::Durability::Normal);
+    assert!(resolve(ServeArgs { sqlite_synchronous: Some("off".into()), ..Default::default() }).is_err());
+    let on_postgres = ServeArgs {
+        sqlite_synchronous: Some("full".into()),
+        database_url: Some("postgres://postgres@127.0.0.1/shelf".into()),
+        ..Default::default()
+    };
+    let refused = resolve(on_postgres).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("--sqlite-synchronous"), "{refused}");
+}

@@ -103,7 +103,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     } else {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-        let store = shelf_store_sqlite::SqliteStore::connect(&url).await.context("cannot open SQLite")?;
+        let store = shelf_store_sqlite::SqliteStore::connect_with(&url, config.durability).await.context("cannot open SQLite")?;
         Ok(Arc::new(store))
     }
 }

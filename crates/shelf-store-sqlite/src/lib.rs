@@ -16,6 +16,8 @@ mod write;
 mod write_tx;
 mod writer;
 
+pub use writer::{Durability, MAX_GROUP};
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -45,14 +47,22 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or a plain path),
     /// runs migrations and fixes the epoch on first use.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, Durability::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with an explicit durability for acknowledged writes.
+    pub async fn connect_with(url: &str, durability: Durability) -> StoreResult<Self> {
         let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
         let options = SqliteConnectOptions::from_str(&url)
             .map_err(StoreError::backend)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a commit survives a process crash; only an OS crash or power loss
-            // can lose the last transactions, never corrupt the file.
-            .synchronous(SqliteSynchronous::Normal)
+            // WAL + FULL (the default): an acknowledged write is on disk. NORMAL survives a
+            // crash of Shelf but may lose the last commits to a power loss or OS crash.
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("cache_size", "-32768");
@@ -76,7 +86,7 @@ impl SqliteStore {
             .await
             .map_err(StoreError::backend)?;
         let fast = std::sync::Arc::new(fast_read::FastReads::new(options.get_filename().to_path_buf()));
-        let library_writer = writer::Writer::open(options.get_filename())?;
+        let library_writer = writer::Writer::open(options.get_filename(), durability)?;
         Ok(Self { writer, reader, fast, library_writer })
     }
 

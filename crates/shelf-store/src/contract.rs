@@ -255,6 +255,32 @@ pub async fn lv4_concurrent_writers_never_gap_or_duplicate(store: Arc<dyn Store>
     }
 }
 
+/// LV5 under concurrency: writes that fail (here, creates of an id that exists) leave no trace
+/// while concurrent ones around them commit, with no gap in the versions — also when a backend
+/// commits several writers in one transaction.
+pub async fn lv5_failures_among_concurrent_writers_leave_no_gap(store: Arc<dyn Store>) {
+    let u = user(store.as_ref()).await;
+    let taken = MaterialId::new();
+    store.apply(u, &create(taken, "first"), now()).await.unwrap(); // v2
+    let tasks = (0..40).map(|i| {
+        let store = store.clone();
+        let id = if i % 4 == 0 { taken } else { MaterialId::new() };
+        tokio::spawn(async move { store.apply(u, &create(id, &format!("m{i}")), now()).await })
+    });
+    let mut versions = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        match task.unwrap() {
+            Ok(applied) => versions.push(applied.library_version.0),
+            Err(StoreError::Plan(PlanError::MaterialExists)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (3..33).collect::<Vec<_>>(), "30 creates committed, each at its own version");
+    assert_eq!(store.library_version(u).await.unwrap(), LibraryVersion(32));
+    assert_eq!(store.list_materials(u, None, 100).await.unwrap().len(), 31);
+}
+
 /// AU1: sessions resolve by token hash until they expire or are revoked.
 pub async fn au1_sessions_resolve_until_revoked_or_expired(store: &dyn Store) {
     let u = user(store).await;
@@ -630,6 +656,11 @@ macro_rules! contract_tests {
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
             let (store, _guard) = $fresh().await;
             $crate::contract::lv4_concurrent_writers_never_gap_or_duplicate(std::sync::Arc::new(store)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn lv5_failures_among_concurrent_writers_leave_no_gap() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::lv5_failures_among_concurrent_writers_leave_no_gap(std::sync::Arc::new(store)).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn at7_racing_creations_reserve_atomically() {
