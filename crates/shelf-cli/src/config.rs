@@ -422,6 +422,8 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_S3_REGION",
     "SHELF_MAX_FILE_SIZE",
     "SHELF_USER_QUOTA",
+    // Read by the client commands (`--profile`), often set in the same shell as `shelf serve`.
+    "SHELF_PROFILE",
 ];
 
 /// `SHELF_*` variables this version does not read: usually a typo worth a warning.
