@@ -1,7 +1,6 @@
 //! The HTTP side: one reqwest client per server, bearer authentication, and the mapping of
 //! transport failures and `{code, message}` error bodies to [`ClientError`].
 
-use std::sync::Once;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -40,11 +39,6 @@ pub fn normalize_server(raw: &str) -> ClientResult<String> {
 
 impl Http {
     pub fn new(server: &str, token: Option<String>) -> ClientResult<Self> {
-        static TLS: Once = Once::new();
-        TLS.call_once(|| {
-            // An Err only means the embedding program installed its own provider first: keep it.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("shelf-client/", env!("CARGO_PKG_VERSION")))
