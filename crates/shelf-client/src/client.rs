@@ -77,6 +77,15 @@ impl Client {
         Ok(mutation_id)
     }
 
+    /// Records many edits in one local transaction (an import); each is validated first.
+    pub async fn edit_many(&self, edits: Vec<(Uuid, LocalEdit)>) -> ClientResult<Vec<i64>> {
+        let edits = edits.into_iter().map(|(id, edit)| Ok((id, edit.validated()?))).collect::<ClientResult<Vec<_>>>()?;
+        let at = shelf_core::truncate_to_micros(OffsetDateTime::now_utc());
+        let mutation_ids = self.with_replica(move |r| r.record_edits(edits, at)).await?;
+        self.publish_status().await;
+        Ok(mutation_ids)
+    }
+
     pub async fn rejected(&self) -> ClientResult<Vec<RejectedEdit>> {
         self.with_replica(|r| r.rejected_edits()).await
     }

@@ -67,25 +67,18 @@ impl Replica {
     /// Records a local edit: the outbox entry and the material's new view commit together, so
     /// once this returns the edit survives a crash. Returns the entry's mutation id.
     pub fn record_edit(&mut self, id: Uuid, edit: LocalEdit, at: OffsetDateTime) -> ClientResult<i64> {
-        let key = id.to_string();
         let tx = self.write()?;
-        let visible = crate::replica::read::visible_state(&tx, &key)?.is_some();
-        match (&edit, visible) {
-            (LocalEdit::Create(_), true) => {
-                return Err(shelf_core::ValidationError::new("id", "a material with this id already exists").into())
-            }
-            (LocalEdit::Create(_), false) | (_, true) => {}
-            (_, false) => return Err(ClientError::NotFound { what: "material", id: key }),
-        }
-        let base_version = read_cursor(&tx)?.library_version;
-        tx.execute(
-            "INSERT INTO outbox (material_id, type, base_version, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, edit.type_name(), base_version, edit.data().to_string(), format_time(at)],
-        )?;
-        let mutation_id = tx.last_insert_rowid();
-        refold(&tx, &key)?;
+        let mutation_id = record(&tx, id, edit, at)?;
         tx.commit()?;
         Ok(mutation_id)
+    }
+
+    /// Records many edits (an import) in one transaction: all of them or none.
+    pub fn record_edits(&mut self, edits: Vec<(Uuid, LocalEdit)>, at: OffsetDateTime) -> ClientResult<Vec<i64>> {
+        let tx = self.write()?;
+        let ids = edits.into_iter().map(|(id, edit)| record(&tx, id, edit, at)).collect::<ClientResult<_>>()?;
+        tx.commit()?;
+        Ok(ids)
     }
 
     /// The oldest pending entries, in order: at most `max_count`, and no more than `max_bytes` of
@@ -170,6 +163,24 @@ impl Replica {
         }
         Ok(out)
     }
+}
+
+fn record(tx: &Transaction<'_>, id: Uuid, edit: LocalEdit, at: OffsetDateTime) -> ClientResult<i64> {
+    let key = id.to_string();
+    let visible = crate::replica::read::visible_state(tx, &key)?.is_some();
+    match (&edit, visible) {
+        (LocalEdit::Create(_), true) => return Err(shelf_core::ValidationError::new("id", "a material with this id already exists").into()),
+        (LocalEdit::Create(_), false) | (_, true) => {}
+        (_, false) => return Err(ClientError::NotFound { what: "material", id: key }),
+    }
+    let base_version = read_cursor(tx)?.library_version;
+    tx.execute(
+        "INSERT INTO outbox (material_id, type, base_version, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key, edit.type_name(), base_version, edit.data().to_string(), format_time(at)],
+    )?;
+    let mutation_id = tx.last_insert_rowid();
+    refold(tx, &key)?;
+    Ok(mutation_id)
 }
 
 fn rejected_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientResult<RejectedEdit>> {
