@@ -24,6 +24,7 @@ shelf_testkit::on_every_backend!(
     cl4_a_410_rebuilds_from_a_snapshot_and_keeps_unsent_edits,
     cl4_a_new_epoch_resends_acknowledged_edits_and_rebuilds,
     cl5_follow_pulls_each_change_and_cl6_stops_when_signed_out,
+    cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has,
 );
 
 fn replica_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -273,4 +274,68 @@ async fn cl5_follow_pulls_each_change_and_cl6_stops_when_signed_out(backend: Bac
     assert!(matches!(tablet.sync().await, Err(ClientError::SignedOut)), "sync stops at once");
     tablet.edit(Uuid::now_v7(), create("Still works offline")).await.unwrap();
     assert_eq!(tablet.status().await.unwrap().pending_count, 1);
+}
+
+/// Records every progress report of a transfer.
+fn recorder() -> (Arc<std::sync::Mutex<Vec<(u64, u64)>>>, shelf_client::Progress) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    (seen, Arc::new(move |done, total| sink.lock().unwrap().push((done, total))))
+}
+
+async fn cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let device = client(&replica_path(&dir), &server.base, &user.token);
+    let first = device.create(CreateMaterialRequest { id: None, title: "Slides".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
+    let second = device.create(CreateMaterialRequest { id: None, title: "Copy".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
+    let file = dir.path().join("slides.pdf");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let (sha256, size) = shelf_client::hash_file(&file).unwrap();
+
+    // An earlier attach sent half of the file before its connection broke.
+    use base64::Engine;
+    let created = server
+        .client
+        .post(server.url("/api/uploads"))
+        .bearer_auth(&user.token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", size.to_string())
+        .header("upload-metadata", format!("sha256 {}", base64::engine::general_purpose::STANDARD.encode(&sha256)))
+        .send()
+        .await
+        .unwrap();
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let half = size / 2;
+    let patched = server
+        .client
+        .patch(server.url(&location))
+        .bearer_auth(&user.token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(content[..half as usize].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+    Replica::open(&replica_path(&dir)).unwrap().save_upload(&sha256, &location, size).unwrap();
+
+    let (seen, progress) = recorder();
+    let attached = device.attach(first, &file, progress).await.unwrap();
+    assert_eq!((attached.sha256.as_str(), attached.size, attached.content_type.as_str()), (sha256.as_str(), size as i64, "application/pdf"));
+    assert_eq!(seen.lock().unwrap().first(), Some(&(half, size)), "the upload went on from the server's offset");
+    assert_eq!(seen.lock().unwrap().last(), Some(&(size, size)));
+
+    let (seen, progress) = recorder();
+    device.attach(second, &file, progress).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(size, size)], "the server has the file: nothing is uploaded");
+    assert_eq!(device.material(second).await.unwrap().attachments.len(), 1, "the attachment is in the replica");
+
+    let out = dir.path().join("downloaded.pdf");
+    let (_, progress) = recorder();
+    let downloaded = device.download(first, "slides.pdf", Some(&out), progress).await.unwrap();
+    assert_eq!((downloaded.sha256, std::fs::read(&out).unwrap()), (sha256, content));
 }
