@@ -150,3 +150,13 @@ fn cfg1_every_flag_is_documented_and_known() {
         assert!(env == "SHELF_CONFIG" || readme.contains(&format!("`{env}`")), "{env} missing from README");
     }
 }
+
+/// `shelf serve` does not warn about the client's own variable.
+#[test]
+fn cl8_the_client_profile_variable_is_not_an_unknown_setting() {
+    // The variable is read by no other test in this binary.
+    std::env::set_var("SHELF_PROFILE", "laptop");
+    let unknown = unknown_env_names();
+    std::env::remove_var("SHELF_PROFILE");
+    assert!(!unknown.iter().any(|name| name == "SHELF_PROFILE"), "{unknown:?}");
+}

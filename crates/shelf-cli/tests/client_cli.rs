@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Serve, WAIT};
 use serde_json::Value;
-use shelf_api::{CreateMaterialRequest, ProgressInput};
+use shelf_api::{MaterialCreateData, ProgressInput};
 use shelf_client::{LocalEdit, Replica};
 use shelf_testkit::{Api, Backend, TestDatabase};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -227,7 +227,7 @@ async fn cl2_kill_9_in_the_middle_of_a_large_push_loses_nothing_and_doubles_noth
     let mut edits = Vec::new();
     for i in 0..MATERIALS {
         let id = Uuid::now_v7();
-        let create = CreateMaterialRequest { id: None, title: format!("bulk {i}"), body: "b".repeat(200), tags: vec![], progress: None };
+        let create = MaterialCreateData { title: format!("bulk {i}"), body: "b".repeat(200), tags: vec![], progress: None };
         edits.push((id, LocalEdit::Create(create)));
         edits.push((id, LocalEdit::SetProgress(ProgressInput { study_seconds_delta: 1, ..Default::default() })));
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use reqwest::Method;
 use serde_json::json;
 use shelf_api::{
-    ConflictView, CreateMaterialRequest, DeviceView, LoginResponse, MaterialMutationResponse, RegisterResponse,
+    ConflictView, DeviceView, LoginResponse, MaterialCreateData, MaterialMutationResponse, RegisterResponse, ResolutionView,
+    ResolveConflictRequest,
 };
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -61,9 +62,9 @@ impl Client {
     }
 
     /// Creates a material locally (queued for the server) and returns its new id.
-    pub async fn create(&self, request: CreateMaterialRequest) -> ClientResult<Uuid> {
+    pub async fn create(&self, data: MaterialCreateData) -> ClientResult<Uuid> {
         let id = Uuid::now_v7();
-        self.edit(id, LocalEdit::Create(request)).await?;
+        self.edit(id, LocalEdit::Create(data)).await?;
         Ok(id)
     }
 
@@ -178,12 +179,12 @@ impl Client {
         &self,
         material_id: Uuid,
         conflict_id: Uuid,
-        resolution: &str,
+        resolution: ResolutionView,
         value: Option<String>,
     ) -> ClientResult<LocalMaterial> {
         self.ensure_signed_in().await?;
         let path = format!("/api/materials/{material_id}/conflicts/{conflict_id}/resolve");
-        let request = self.http.request(Method::POST, &path).json(&json!({"resolution": resolution, "value": value}));
+        let request = self.http.request(Method::POST, &path).json(&ResolveConflictRequest { resolution, value });
         let _: MaterialMutationResponse = self.note(self.http.json(request).await).await?;
         self.sync().await?;
         self.material(material_id).await

@@ -10,12 +10,12 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 use serde_json::Value;
-use shelf_api::{MutationInput, MutationResultView};
+use shelf_api::{ErrorCode, MutationInput, MutationResultView, MutationStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{ClientError, ClientResult};
-use crate::mutation::{self, LocalEdit};
+use crate::mutation::LocalEdit;
 use crate::overlay::{self, TimedEdit};
 use crate::replica::{format_time, parse_time, read_cursor, Replica};
 
@@ -44,10 +44,12 @@ pub enum ReceiptOutcome {
 
 /// Reads one receipt. A `duplicate` of a rejected mutation carries the stored `code`.
 pub fn plan_receipt(result: &MutationResultView) -> ReceiptOutcome {
-    match (result.status.as_str(), &result.code) {
-        ("applied" | "merged", _) | ("duplicate", None) => ReceiptOutcome::Acknowledged { library_version: result.library_version },
+    match (result.status, result.code) {
+        (MutationStatus::Applied | MutationStatus::Merged, _) | (MutationStatus::Duplicate, None) => {
+            ReceiptOutcome::Acknowledged { library_version: result.library_version }
+        }
         (_, code) => ReceiptOutcome::Rejected {
-            code: code.clone().unwrap_or_else(|| result.status.clone()),
+            code: code.map_or("rejected", ErrorCode::as_str).to_owned(),
             message: result.message.clone().unwrap_or_default(),
         },
     }
@@ -99,7 +101,8 @@ impl Replica {
             let material_id: String = row.get(1)?;
             let material_id = Uuid::parse_str(&material_id).map_err(|e| ClientError::Protocol(e.to_string()))?;
             let type_name: String = row.get(3)?;
-            batch.push(mutation::wire(row.get(0)?, material_id, row.get(2)?, &type_name, serde_json::from_str(&data)?));
+            let edit = LocalEdit::from_stored(&type_name, &serde_json::from_str(&data)?)?;
+            batch.push(edit.into_input(row.get(0)?, material_id, row.get(2)?));
         }
         Ok(batch)
     }
@@ -117,8 +120,7 @@ impl Replica {
                         params![result.mutation_id, library_version],
                     )?;
                     summary.acknowledged += changed;
-                    let has_conflicts = result.conflict.as_ref().and_then(Value::as_array).is_some_and(|c| !c.is_empty());
-                    summary.conflicts += usize::from(changed > 0 && has_conflicts);
+                    summary.conflicts += usize::from(changed > 0 && !result.conflict.is_empty());
                 }
                 ReceiptOutcome::Rejected { code, message } => {
                     if let Some(rejected) = reject(&tx, result.mutation_id, &code, &message)? {
@@ -271,24 +273,19 @@ pub(crate) fn refold_all(conn: &Connection) -> ClientResult<()> {
 mod tests {
     use super::*;
 
-    fn result(status: &str, code: Option<&str>) -> MutationResultView {
-        MutationResultView {
-            mutation_id: 1,
-            status: status.into(),
-            library_version: 9,
-            code: code.map(Into::into),
-            message: None,
-            conflict: None,
-        }
+    fn result(status: MutationStatus, code: Option<ErrorCode>) -> MutationResultView {
+        MutationResultView { mutation_id: 1, status, library_version: 9, code, message: None, conflict: vec![] }
     }
 
     #[test]
     fn sy10_receipts_acknowledge_applied_merged_and_duplicates_and_keep_rejections() {
         let acknowledged = ReceiptOutcome::Acknowledged { library_version: 9 };
-        assert_eq!(plan_receipt(&result("applied", None)), acknowledged);
-        assert_eq!(plan_receipt(&result("merged", None)), acknowledged);
-        assert_eq!(plan_receipt(&result("duplicate", None)), acknowledged);
-        assert!(matches!(plan_receipt(&result("rejected", Some("deleted"))), ReceiptOutcome::Rejected { code, .. } if code == "deleted"));
-        assert!(matches!(plan_receipt(&result("duplicate", Some("not_found"))), ReceiptOutcome::Rejected { code, .. } if code == "not_found"));
+        assert_eq!(plan_receipt(&result(MutationStatus::Applied, None)), acknowledged);
+        assert_eq!(plan_receipt(&result(MutationStatus::Merged, None)), acknowledged);
+        assert_eq!(plan_receipt(&result(MutationStatus::Duplicate, None)), acknowledged);
+        let deleted = plan_receipt(&result(MutationStatus::Rejected, Some(ErrorCode::Deleted)));
+        assert!(matches!(deleted, ReceiptOutcome::Rejected { code, .. } if code == "deleted"));
+        let replayed = plan_receipt(&result(MutationStatus::Duplicate, Some(ErrorCode::NotFound)));
+        assert!(matches!(replayed, ReceiptOutcome::Rejected { code, .. } if code == "not_found"));
     }
 }

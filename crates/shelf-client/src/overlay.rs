@@ -35,21 +35,21 @@ pub fn fold(id: Uuid, server: Option<MaterialState>, edits: &[TimedEdit]) -> Opt
 
 fn apply(id: Uuid, state: Option<MaterialState>, edit: &LocalEdit, at: OffsetDateTime) -> Option<MaterialState> {
     match edit {
-        LocalEdit::Create(request) => match state {
+        LocalEdit::Create(data) => match state {
             // The server refuses a create of an existing id; until then keep what exists.
             Some(existing) => Some(existing),
             None => Some(MaterialState {
                 material: MaterialFields {
                     id,
-                    title: request.title.clone(),
-                    body: request.body.clone(),
-                    tags: request.tags.clone(),
+                    title: data.title.clone(),
+                    body: data.body.clone(),
+                    tags: data.tags.clone(),
                     created_at: at,
                     updated_at: at,
                     version: 0,
                     conflicts: Vec::new(),
                 },
-                progress: request.progress.as_ref().map(|input| apply_progress(id, None, input, at)),
+                progress: data.progress.as_ref().map(|input| apply_progress(id, None, input, at)),
             }),
         },
         LocalEdit::Update(request) => state.map(|mut s| {
@@ -118,10 +118,10 @@ fn apply_progress(id: Uuid, current: Option<ProgressView>, input: &ProgressInput
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use shelf_api::{CreateMaterialRequest, UpdateMaterialRequest};
+    use shelf_api::{MaterialCreateData, UpdateMaterialRequest};
 
     fn create(title: &str) -> LocalEdit {
-        LocalEdit::Create(CreateMaterialRequest { id: None, title: title.into(), body: "b".into(), tags: vec!["a".into()], progress: None })
+        LocalEdit::Create(MaterialCreateData { title: title.into(), body: "b".into(), tags: vec!["a".into()], progress: None })
     }
 
     fn timed(edit: LocalEdit) -> TimedEdit {

@@ -8,7 +8,7 @@
 
 use reqwest::Method;
 use serde::Serialize;
-use shelf_api::{ChangeView, ChangesResponse, MutationBatchRequest, MutationBatchResponse};
+use shelf_api::{ChangeView, ChangesResponse, MutationBatchRequest, MutationBatchResponse, PROTOCOL_VERSION};
 
 use crate::client::Client;
 use crate::error::{ClientError, ClientResult};
@@ -79,12 +79,12 @@ impl Client {
         let mut answered_first = None;
         loop {
             let batch = self.with_replica(move |r| r.pending_batch(BATCH_MAX, max_bytes)).await?;
-            let (Some(first), size) = (batch.first().map(|m| m.mutation_id), batch.len()) else { return Ok(summary) };
+            let (Some(first), size) = (batch.first().map(|m| m.mutation_id()), batch.len()) else { return Ok(summary) };
             if answered_first == Some(first) {
                 return Err(ClientError::Protocol(format!("the server did not settle mutation {first}")));
             }
             let request =
-                self.http().request(Method::POST, "/api/library/mutations").json(&MutationBatchRequest { mutations: batch });
+                self.http().request(Method::POST, "/api/library/mutations").json(&MutationBatchRequest { protocol_version: Some(PROTOCOL_VERSION), mutations: batch });
             match self.http().json::<MutationBatchResponse>(request).await {
                 Ok(response) => {
                     let settled = self.with_replica(move |r| r.apply_receipts(&response.results)).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use shelf_api::{CreateMaterialRequest, ProgressInput, UpdateMaterialRequest};
+use shelf_api::{MaterialCreateData, ProgressInput, UpdateMaterialRequest};
 use shelf_client::{Client, ClientError, FollowOptions, Http, LocalEdit, Replica, SyncState};
 use shelf_testkit::{Backend, TestServer, TestUser};
 use uuid::Uuid;
@@ -47,7 +47,7 @@ async fn new_device(server: &TestServer, user: &TestUser, name: &str) -> String 
 }
 
 fn create(title: &str) -> LocalEdit {
-    LocalEdit::Create(CreateMaterialRequest { id: None, title: title.into(), body: String::new(), tags: vec![], progress: None })
+    LocalEdit::Create(MaterialCreateData { title: title.into(), body: String::new(), tags: vec![], progress: None })
 }
 
 fn study(seconds: i64) -> LocalEdit {
@@ -79,8 +79,8 @@ async fn cl1_edits_commit_locally_and_reach_the_server_once_it_is_reachable(back
     let dir = tempfile::tempdir().unwrap();
     {
         let offline = client(&replica_path(&dir), &unreachable_server(), &user.token);
-        let id = offline.create(CreateMaterialRequest { id: None, title: "Plane notes".into(), body: "a".into(), tags: vec![], progress: None }).await.unwrap();
-        offline.create(CreateMaterialRequest { id: None, title: "Second".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
+        let id = offline.create(MaterialCreateData { title: "Plane notes".into(), body: "a".into(), tags: vec![], progress: None }).await.unwrap();
+        offline.create(MaterialCreateData { title: "Second".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
         let update = UpdateMaterialRequest { title: Some("Plane notes, revised".into()), ..Default::default() };
         offline.edit(id, LocalEdit::Update(update)).await.unwrap();
         offline.edit(id, study(90)).await.unwrap();
@@ -131,7 +131,7 @@ async fn cl2_a_large_outbox_goes_in_batches_under_the_server_limits(backend: Bac
     let device = client(&replica_path(&dir), &server.base, &user.token);
     let body = "x".repeat(8000);
     for i in 0..600 {
-        let request = CreateMaterialRequest { id: None, title: format!("m{i}"), body: body.clone(), tags: vec![], progress: None };
+        let request = MaterialCreateData { title: format!("m{i}"), body: body.clone(), tags: vec![], progress: None };
         device.edit(Uuid::now_v7(), LocalEdit::Create(request)).await.unwrap();
     }
     let report = device.sync().await.unwrap();
@@ -276,8 +276,11 @@ async fn cl5_follow_pulls_each_change_and_cl6_stops_when_signed_out(backend: Bac
     assert_eq!(tablet.status().await.unwrap().pending_count, 1);
 }
 
+/// Every (done, total) report of a transfer.
+type Reports = Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
+
 /// Records every progress report of a transfer.
-fn recorder() -> (Arc<std::sync::Mutex<Vec<(u64, u64)>>>, shelf_client::Progress) {
+fn recorder() -> (Reports, shelf_client::Progress) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     (seen, Arc::new(move |done, total| sink.lock().unwrap().push((done, total))))
@@ -288,8 +291,8 @@ async fn cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has
     let user = server.user().await;
     let dir = tempfile::tempdir().unwrap();
     let device = client(&replica_path(&dir), &server.base, &user.token);
-    let first = device.create(CreateMaterialRequest { id: None, title: "Slides".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
-    let second = device.create(CreateMaterialRequest { id: None, title: "Copy".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
+    let first = device.create(MaterialCreateData { title: "Slides".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
+    let second = device.create(MaterialCreateData { title: "Copy".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
     let file = dir.path().join("slides.pdf");
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&file, &content).unwrap();

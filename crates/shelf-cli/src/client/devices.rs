@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
-use shelf_api::ConflictView;
+use shelf_api::{ConflictFieldView, ConflictSummaryView, ConflictView, ResolutionView};
+use shelf_client::ClientError;
+use uuid::Uuid;
 
 use super::library::parse_id;
 use super::{output, Context};
@@ -26,7 +28,7 @@ enum DevicesAction {
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_precedence_over_arg = true)]
 pub struct ConflictsArgs {
-    /// Only this material's conflicts, fresh from the server (default: all, from the local library).
+    /// Only this material's conflicts (default: every material's).
     material_id: Option<String>,
     #[command(subcommand)]
     action: Option<ConflictsAction>,
@@ -74,14 +76,43 @@ pub async fn devices(context: &Context, args: DevicesArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A conflict with the material it belongs to.
+/// A conflict with the material it belongs to; the texts when the server could be asked.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MaterialConflict {
-    material_id: uuid::Uuid,
+    material_id: Uuid,
     material_title: String,
-    #[serde(flatten)]
-    conflict: ConflictView,
+    id: Uuid,
+    field: ConflictFieldView,
+    base_version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    server_value: Option<String>,
+    device_value: Option<String>,
+}
+
+impl MaterialConflict {
+    fn new(material_id: Uuid, material_title: &str, summary: &ConflictSummaryView, texts: Option<&ConflictView>) -> Self {
+        Self {
+            material_id,
+            material_title: material_title.to_owned(),
+            id: summary.id,
+            field: summary.field,
+            base_version: summary.base_version,
+            created_at: summary.created_at,
+            server_value: texts.map(|t| t.server_value.clone()),
+            device_value: texts.map(|t| t.device_value.clone()),
+        }
+    }
+}
+
+fn resolution(keep: Option<&str>) -> anyhow::Result<ResolutionView> {
+    Ok(match keep {
+        Some("server") => ResolutionView::Server,
+        Some("device") => ResolutionView::Device,
+        Some(other) => anyhow::bail!("--keep takes server or device, not {other:?}"),
+        None => ResolutionView::Custom,
+    })
 }
 
 pub async fn conflicts(context: &Context, args: ConflictsArgs) -> anyhow::Result<()> {
@@ -94,46 +125,44 @@ pub async fn conflicts(context: &Context, args: ConflictsArgs) -> anyhow::Result
             (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?),
             (None, None) => None,
         };
-        let resolution = match (resolve.keep.as_deref(), &custom) {
-            (Some(keep @ ("server" | "device")), _) => keep,
-            (Some(other), _) => anyhow::bail!("--keep takes server or device, not {other:?}"),
-            (None, _) => "custom",
-        };
-        let material = client.resolve_conflict(material_id, conflict_id, resolution, custom).await?;
+        let material = client.resolve_conflict(material_id, conflict_id, resolution(resolve.keep.as_deref())?, custom).await?;
         return match context.json {
             true => output::json(&material),
             false => output::line(&format!("Resolved; {}", output::material_line(&material))),
         };
     }
-    let listed: Vec<MaterialConflict> = match args.material_id {
-        Some(raw) => {
-            let id = parse_id(&raw, "material")?;
-            let title = client.material(id).await.map(|m| m.material.title).unwrap_or_default();
-            let conflicts = client.conflicts(id).await?;
-            conflicts.into_iter().map(|conflict| MaterialConflict { material_id: id, material_title: title.clone(), conflict }).collect()
+    // The replica knows which materials have conflicts; their texts come from the server.
+    let only = args.material_id.as_deref().map(|raw| parse_id(raw, "material")).transpose()?;
+    let mut listed = Vec::new();
+    for material in client.materials().await? {
+        let m = material.material;
+        if m.conflicts.is_empty() || only.is_some_and(|id| id != m.id) {
+            continue;
         }
-        None => client
-            .materials()
-            .await?
-            .into_iter()
-            .flat_map(|m| {
-                let (id, title) = (m.material.id, m.material.title);
-                m.material.conflicts.into_iter().map(move |conflict| MaterialConflict { material_id: id, material_title: title.clone(), conflict })
-            })
-            .collect(),
-    };
+        let texts = match client.conflicts(m.id).await {
+            Ok(texts) => texts,
+            Err(ClientError::Unreachable { reason, .. }) => {
+                output::note(&format!("offline ({reason}): conflict texts are not shown"));
+                Vec::new()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for summary in &m.conflicts {
+            listed.push(MaterialConflict::new(m.id, &m.title, summary, texts.iter().find(|t| t.id == summary.id)));
+        }
+    }
     if context.json {
         return output::json(&listed);
     }
     if listed.is_empty() {
         return output::line("No conflicts.");
     }
-    for item in &listed {
-        let c = &item.conflict;
-        output::line(&format!(
-            "{} {} ({:?}) conflict {}: server kept {:?}, this device wrote {:?}",
-            item.material_id, c.field, item.material_title, c.id, c.server_value, c.device_value
-        ))?;
+    for c in &listed {
+        let texts = match (&c.server_value, &c.device_value) {
+            (Some(server), Some(device)) => format!(": server kept {server:?}, this device wrote {device:?}"),
+            _ => String::new(),
+        };
+        output::line(&format!("{} {:?} conflict {} on {:?}{texts}", c.material_id, c.material_title, c.id, c.field))?;
     }
     Ok(())
 }

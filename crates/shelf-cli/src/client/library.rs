@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
-use shelf_api::{CreateMaterialRequest, ProgressInput, UpdateMaterialRequest};
+use shelf_api::{MaterialCreateData, ProgressInput, UpdateMaterialRequest};
 use shelf_client::{Client, ClientError, LocalEdit};
 use uuid::Uuid;
 
@@ -93,10 +93,10 @@ pub async fn show(context: &Context, args: IdArg) -> anyhow::Result<()> {
 
 pub async fn add(context: &Context, args: AddArgs) -> anyhow::Result<()> {
     let body = args.body_file.as_ref().map(read_body).transpose()?.unwrap_or_default();
-    let request = CreateMaterialRequest { id: None, title: args.title, body, tags: args.tags, progress: None };
+    let data = MaterialCreateData { title: args.title, body, tags: args.tags, progress: None };
     let (_, client) = context.profile.client()?;
     let id = Uuid::now_v7();
-    commit(context, &client, id, LocalEdit::Create(request)).await?;
+    commit(context, &client, id, LocalEdit::Create(data)).await?;
     print_material(context, &client, id).await
 }
 

@@ -65,7 +65,7 @@ pub fn material_details(material: &LocalMaterial) -> String {
         out.push_str(&format!("  attachment {}: {} ({} bytes, {})\n", a.id, a.filename, a.size, a.content_type));
     }
     for c in &m.conflicts {
-        out.push_str(&format!("  conflict {} on {}: this device wrote {:?}\n", c.id, c.field, c.device_value));
+        out.push_str(&format!("  conflict {} on {:?} (see shelf conflicts)\n", c.id, c.field));
     }
     if material.pending_changes > 0 {
         out.push_str(&format!("  {} local change(s) not yet confirmed by the server\n", material.pending_changes));
