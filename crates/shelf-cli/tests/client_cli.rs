@@ -167,6 +167,15 @@ async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backen
     let names: Vec<&str> = devices.as_array().unwrap().iter().map(|d| d["deviceName"].as_str().unwrap()).collect();
     assert!(names.contains(&"laptop") && names.contains(&"phone"), "{names:?}");
     assert!(devices[0]["deviceId"].is_string());
+
+    let file = machine.home.path().join("slides.pdf");
+    std::fs::write(&file, vec![7u8; 300_000]).unwrap();
+    let attached = machine.json("laptop", &["attach", &id, file.to_str().unwrap()]).await;
+    assert_eq!((attached["filename"].as_str(), attached["size"].as_i64()), (Some("slides.pdf"), Some(300_000)));
+    let out = machine.home.path().join("fetched.pdf");
+    let fetched = machine.json("phone", &["fetch", &id, "slides.pdf", "--out", out.to_str().unwrap()]).await;
+    assert_eq!(fetched["sha256"], attached["sha256"]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
     follow.kill().await.unwrap();
 }
 
@@ -177,12 +186,18 @@ async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: 
     machine.login("laptop").await;
     machine.login("phone").await;
     let shared = machine.json("laptop", &["add", "Shared notes"]).await["id"].as_str().unwrap().to_owned();
+    let contested = machine.json("laptop", &["add", "Contested"]).await["id"].as_str().unwrap().to_owned();
     machine.json("phone", &["sync"]).await;
 
     serve.stop().await;
     let body = machine.home.path().join("body.txt");
     std::fs::write(&body, "written on the phone\n").unwrap();
+    let (laptop_body, phone_body) = (machine.home.path().join("laptop.txt"), machine.home.path().join("phone.txt"));
+    std::fs::write(&laptop_body, "the laptop's line\n").unwrap();
+    std::fs::write(&phone_body, "the phone's line\n").unwrap();
     let offline = [
+        machine.json("laptop", &["edit", &contested, "--body-file", laptop_body.to_str().unwrap()]).await,
+        machine.json("phone", &["edit", &contested, "--body-file", phone_body.to_str().unwrap()]).await,
         machine.json("laptop", &["edit", &shared, "--title", "Shared notes (laptop title)"]).await,
         machine.json("laptop", &["add", "Laptop only", "--tag", "offline"]).await,
         machine.json("phone", &["edit", &shared, "--body-file", body.to_str().unwrap()]).await,
@@ -191,11 +206,11 @@ async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: 
     ];
     assert!(offline.iter().all(|m| m["pendingChanges"].as_u64() > Some(0)), "queued while the server is down");
     let status = machine.json("phone", &["status"]).await;
-    assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("offline"), Some(3)));
+    assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("offline"), Some(4)));
     let failed = machine.run("laptop", &["sync"]).await;
     assert!(!failed.status.success());
     assert!(stderr(&failed).starts_with("cannot reach the server"), "{}", stderr(&failed));
-    assert_eq!(machine.json("laptop", &["ls"]).await.as_array().unwrap().len(), 2, "reads work offline");
+    assert_eq!(machine.json("laptop", &["ls"]).await.as_array().unwrap().len(), 3, "reads work offline");
 
     serve.restart().await;
     machine.json("laptop", &["sync"]).await;
@@ -204,7 +219,7 @@ async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: 
     let laptop = library(&machine.json("laptop", &["ls"]).await);
     let phone = library(&machine.json("phone", &["ls"]).await);
     assert_eq!(laptop, phone, "both devices converge");
-    assert_eq!(laptop.len(), 3);
+    assert_eq!(laptop.len(), 4);
     let merged = machine.json("phone", &["show", &shared]).await;
     assert_eq!(merged["title"], "Shared notes (laptop title)", "different fields both survive (SY1)");
     assert_eq!(merged["body"], "written on the phone\n");
@@ -213,6 +228,19 @@ async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: 
         let status = machine.json(profile, &["status"]).await;
         assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("synced"), Some(0)));
     }
+
+    // The same line edited on both: the laptop synced first, the phone's text became a conflict.
+    let conflicts = machine.json("phone", &["conflicts"]).await;
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
+    let conflict = &conflicts[0];
+    assert_eq!((conflict["materialId"].as_str(), conflict["field"].as_str()), (Some(contested.as_str()), Some("body")));
+    assert_eq!((conflict["serverValue"].as_str(), conflict["deviceValue"].as_str()), (Some("the laptop's line\n"), Some("the phone's line\n")));
+    let conflict_id = conflict["id"].as_str().unwrap();
+    let resolved = machine.json("phone", &["conflicts", "resolve", &contested, conflict_id, "--keep", "device"]).await;
+    assert_eq!(resolved["body"], "the phone's line\n");
+    machine.json("laptop", &["sync"]).await;
+    assert_eq!(machine.json("laptop", &["conflicts"]).await, serde_json::json!([]));
+    assert_eq!(library(&machine.json("laptop", &["ls"]).await), library(&machine.json("phone", &["ls"]).await));
 }
 
 async fn cl2_kill_9_in_the_middle_of_a_large_push_loses_nothing_and_doubles_nothing(backend: Backend) {
@@ -299,6 +327,13 @@ async fn cl6_a_revoked_device_says_so_and_cl8_errors_are_one_line(backend: Backe
     machine.login("phone").await;
     machine.json("phone", &["sync"]).await;
     assert_eq!(machine.json("laptop", &["sync"]).await["pulled"].as_u64(), Some(2));
+
+    let signed_out = machine.json("phone", &["logout"]).await;
+    assert_eq!(signed_out["signedOut"], true);
+    assert!(!machine.home.path().join("config/shelf/profiles/phone/token").exists(), "the token is gone");
+    let output = machine.run("phone", &["sync"]).await;
+    assert_eq!(stderr(&output), "not signed in; run shelf login");
+    assert_eq!(machine.json("phone", &["ls"]).await.as_array().unwrap().len(), 2, "the library stays");
 
     // Errors: one line on stderr, non-zero exit, no panic or backtrace.
     let wrong = ["login", "--server", &serve.base, "--email", &machine.email, "--password-stdin"];

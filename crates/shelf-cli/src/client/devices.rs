@@ -71,7 +71,8 @@ pub async fn devices(context: &Context, args: DevicesArgs) -> anyhow::Result<()>
     }
     for device in &devices {
         let current = if device.current { "  (this device)" } else { "" };
-        output::line(&format!("{}  {}  last seen {}{current}", device.device_id, device.device_name, device.last_seen_at))?;
+        let seen = output::time(device.last_seen_at);
+        output::line(&format!("{}  {}  last seen {seen}{current}", device.device_id, device.device_name))?;
     }
     Ok(())
 }

@@ -156,8 +156,9 @@ async fn print_material(context: &Context, client: &Client, id: Uuid) -> anyhow:
     }
 }
 
-/// Commits the edit locally, then tries to send it. Offline or signed out of nothing, the edit
-/// stays queued and the command succeeds; a refusal by the server or a revoked session fails it.
+/// Commits the edit locally, then tries to send it. Offline (or never signed in) the edit stays
+/// queued and the command succeeds; a refusal by the server or a revoked session fails it (the
+/// edit stays queued after a revocation, for the next login).
 async fn commit(context: &Context, client: &Client, id: Uuid, edit: LocalEdit) -> anyhow::Result<()> {
     let mutation_id = client.edit(id, edit).await?;
     match client.sync().await {

@@ -22,6 +22,11 @@ pub fn line(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A time as RFC 3339 (`2026-01-31T09:30:00Z`).
+pub fn time(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
 /// A note for the user that is not the command's output.
 pub fn note(text: &str) {
     eprintln!("{text}");

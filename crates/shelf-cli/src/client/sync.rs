@@ -86,7 +86,7 @@ pub async fn status(context: &Context) -> anyhow::Result<()> {
         value["deviceId"] = json!(session.device_id);
         return output::json(&value);
     }
-    let last = status.last_synced_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+    let last = status.last_synced_at.map(output::time).unwrap_or_else(|| "never".into());
     let reason = status.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
     output::line(&format!(
         "{}{reason}: {} pending, {} refused; last synced {last}; library version {} ({} on {})",
