@@ -44,7 +44,7 @@ impl SyncState {
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub state: SyncState,
-    /// Local edits not yet confirmed by the server.
+    /// Local edits waiting to be sent.
     pub pending_count: u64,
     /// Local edits the server refused (kept; see `rejected`).
     pub rejected_count: u64,

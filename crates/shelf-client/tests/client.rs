@@ -46,6 +46,25 @@ async fn new_device(server: &TestServer, user: &TestUser, name: &str) -> String 
     server.login(user, name).await.body["token"].as_str().unwrap().to_owned()
 }
 
+/// A server, a user, and one more device of that user on a replica file.
+struct Setup {
+    server: TestServer,
+    user: TestUser,
+    dir: tempfile::TempDir,
+    /// The device's session token.
+    token: String,
+    device: Client,
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = new_device(&server, &user, "device").await;
+    let device = client(&replica_path(&dir), &server.base, &token);
+    Setup { server, user, dir, token, device }
+}
+
 fn create(title: &str) -> LocalEdit {
     LocalEdit::Create(MaterialCreateData { title: title.into(), body: String::new(), tags: vec![], progress: None })
 }
@@ -104,17 +123,14 @@ async fn cl1_edits_commit_locally_and_reach_the_server_once_it_is_reachable(back
 }
 
 async fn cl2_a_retried_batch_whose_answer_was_lost_changes_nothing(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let device = client(&replica_path(&dir), &server.base, &user.token);
+    let Setup { server, user, dir, token, device } = setup(backend).await;
     let id = Uuid::now_v7();
     device.edit(id, create("Counted once")).await.unwrap();
     device.edit(id, study(60)).await.unwrap();
     device.edit(id, study(60)).await.unwrap();
     // The batch reaches the server but its answer is lost (the device crashed before storing it).
     let batch = Replica::open(&replica_path(&dir)).unwrap().pending_batch(500, 1 << 20).unwrap();
-    let delivered = server.post("/api/library/mutations", &user.token, json!({"mutations": batch})).await;
+    let delivered = server.post("/api/library/mutations", &token, json!({"mutations": batch})).await;
     assert_eq!(delivered.status, 200, "{:?}", delivered.body);
     let report = device.sync().await.unwrap();
     assert_eq!(report.pushed.acknowledged, 3, "duplicates settle the entries");
@@ -125,10 +141,7 @@ async fn cl2_a_retried_batch_whose_answer_was_lost_changes_nothing(backend: Back
 }
 
 async fn cl2_a_large_outbox_goes_in_batches_under_the_server_limits(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let device = client(&replica_path(&dir), &server.base, &user.token);
+    let Setup { server, user, dir: _dir, token: _, device } = setup(backend).await;
     let body = "x".repeat(8000);
     for i in 0..600 {
         let request = MaterialCreateData { title: format!("m{i}"), body: body.clone(), tags: vec![], progress: None };
@@ -141,10 +154,7 @@ async fn cl2_a_large_outbox_goes_in_batches_under_the_server_limits(backend: Bac
 }
 
 async fn cl2_refused_edits_are_kept_and_shown_never_resent(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let phone_dir = tempfile::tempdir().unwrap();
-    let phone = client(&replica_path(&phone_dir), &server.base, &new_device(&server, &user, "phone").await);
+    let Setup { server, user, token: _, dir: _dir, device: phone } = setup(backend).await;
     let created = server.create_material(&user.token, "Shared").await;
     let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
     phone.sync().await.unwrap();
@@ -167,10 +177,7 @@ async fn cl2_refused_edits_are_kept_and_shown_never_resent(backend: Backend) {
 }
 
 async fn cl4_a_410_rebuilds_from_a_snapshot_and_keeps_unsent_edits(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let device = client(&replica_path(&dir), &server.base, &new_device(&server, &user, "laptop").await);
+    let Setup { server, user, dir, token: _, device } = setup(backend).await;
     let gone = server.create_material(&user.token, "Deleted elsewhere").await;
     server.create_material(&user.token, "Stays").await;
     device.sync().await.unwrap();
@@ -202,10 +209,7 @@ async fn cl4_a_410_rebuilds_from_a_snapshot_and_keeps_unsent_edits(backend: Back
 }
 
 async fn cl4_a_new_epoch_resends_acknowledged_edits_and_rebuilds(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let device = client(&replica_path(&dir), &server.base, &user.token);
+    let Setup { server, user, dir, token: _, device } = setup(backend).await;
     device.sync().await.unwrap();
     let id = Uuid::now_v7();
     device.edit(id, create("Before the restore")).await.unwrap();
@@ -287,10 +291,7 @@ fn recorder() -> (Reports, shelf_client::Progress) {
 }
 
 async fn cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let user = server.user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let device = client(&replica_path(&dir), &server.base, &user.token);
+    let Setup { server, user, dir, token: _, device } = setup(backend).await;
     let first = device.create(MaterialCreateData { title: "Slides".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
     let second = device.create(MaterialCreateData { title: "Copy".into(), body: String::new(), tags: vec![], progress: None }).await.unwrap();
     let file = dir.path().join("slides.pdf");
@@ -299,31 +300,11 @@ async fn cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has
     let (sha256, size) = shelf_client::hash_file(&file).unwrap();
 
     // An earlier attach sent half of the file before its connection broke.
-    use base64::Engine;
-    let created = server
-        .client
-        .post(server.url("/api/uploads"))
-        .bearer_auth(&user.token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", size.to_string())
-        .header("upload-metadata", format!("sha256 {}", base64::engine::general_purpose::STANDARD.encode(&sha256)))
-        .send()
-        .await
-        .unwrap();
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let created = server.tus_create(&user.token, size as usize, &sha256).await;
+    let location = created.headers["location"].to_str().unwrap().to_owned();
     let half = size / 2;
-    let patched = server
-        .client
-        .patch(server.url(&location))
-        .bearer_auth(&user.token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-offset", "0")
-        .header("content-type", "application/offset+octet-stream")
-        .body(content[..half as usize].to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 204);
+    let patched = server.tus_patch(&user.token, &location, 0, content[..half as usize].to_vec()).await;
+    assert_eq!(patched.status, 204);
     Replica::open(&replica_path(&dir)).unwrap().save_upload(&sha256, &location, size).unwrap();
 
     let (seen, progress) = recorder();

@@ -13,7 +13,7 @@ use crate::overlay::MaterialState;
 
 /// A material as the device sees it: the server's fields (`id`, `title`, `body`, `tags`,
 /// `createdAt`, `updatedAt`, `version`, `conflicts`), its `progress`, `attachments`, and how
-/// many of its local edits the server has not confirmed yet (`pendingChanges`).
+/// many of its local edits wait to be sent (`pendingChanges`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalMaterial {
@@ -69,7 +69,7 @@ impl Replica {
             .map(|data| Ok(serde_json::from_str(&data?)?))
             .collect::<ClientResult<Vec<AttachmentView>>>()?;
         let pending_changes =
-            conn.query_row("SELECT count(*) FROM outbox WHERE material_id = ?1 AND state != 'rejected'", [&key], |row| row.get(0))?;
+            conn.query_row("SELECT count(*) FROM outbox WHERE material_id = ?1 AND state = 'pending'", [&key], |row| row.get(0))?;
         Ok(Some(LocalMaterial { material: state.material, progress: state.progress, attachments, pending_changes }))
     }
 
@@ -78,9 +78,9 @@ impl Replica {
         Ok(self.conn().query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending')", [], |row| row.get(0))?)
     }
 
-    /// Local edits not yet confirmed by the server (pending or applied but not yet pulled).
+    /// Local edits waiting to be sent (not yet answered by the server).
     pub fn pending_count(&self) -> ClientResult<u64> {
-        Ok(self.conn().query_row("SELECT count(*) FROM outbox WHERE state != 'rejected'", [], |row| row.get(0))?)
+        Ok(self.conn().query_row("SELECT count(*) FROM outbox WHERE state = 'pending'", [], |row| row.get(0))?)
     }
 }
 
@@ -126,7 +126,7 @@ fn attachments_by_material(conn: &Connection) -> ClientResult<HashMap<String, Ve
 }
 
 fn pending_by_material(conn: &Connection) -> ClientResult<HashMap<String, u32>> {
-    let mut statement = conn.prepare("SELECT material_id, count(*) FROM outbox WHERE state != 'rejected' GROUP BY material_id")?;
+    let mut statement = conn.prepare("SELECT material_id, count(*) FROM outbox WHERE state = 'pending' GROUP BY material_id")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
