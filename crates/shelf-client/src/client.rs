@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::Method;
 use serde_json::json;
 use shelf_api::{
-    ConflictView, DeviceView, LoginResponse, MaterialCreateData, MaterialMutationResponse, RegisterResponse, ResolutionView,
+    ConflictView, DeviceView, LoginResponse, MaterialCreateData, MaterialMutationResponse, RegisterResponse,
     ResolveConflictRequest,
 };
 use time::OffsetDateTime;
@@ -106,6 +106,8 @@ impl Client {
     }
 
     pub(crate) async fn publish_status(&self) {
+        // Watchers are told of what can be read; a replica that cannot be read fails the
+        // operation itself, which the caller sees.
         if let Ok(status) = self.status().await {
             self.status.send_replace(Some(status));
         }
@@ -174,17 +176,17 @@ impl Client {
         self.note(self.http.json(request).await).await
     }
 
-    /// Settles a conflict (`server`, `device`, or `custom` with `value`), then pulls the result.
+    /// Settles a conflict (keep the server's value, take the device's, or write a new one),
+    /// then pulls the result.
     pub async fn resolve_conflict(
         &self,
         material_id: Uuid,
         conflict_id: Uuid,
-        resolution: ResolutionView,
-        value: Option<String>,
+        resolution: ResolveConflictRequest,
     ) -> ClientResult<LocalMaterial> {
         self.ensure_signed_in().await?;
         let path = format!("/api/materials/{material_id}/conflicts/{conflict_id}/resolve");
-        let request = self.http.request(Method::POST, &path).json(&ResolveConflictRequest { resolution, value });
+        let request = self.http.request(Method::POST, &path).json(&resolution);
         let _: MaterialMutationResponse = self.note(self.http.json(request).await).await?;
         self.sync().await?;
         self.material(material_id).await

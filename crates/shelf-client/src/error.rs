@@ -31,6 +31,9 @@ pub enum ClientError {
     Replica(#[from] rusqlite::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Something this client wrote to its replica does not read back (a damaged file).
+    #[error("the local replica is damaged: {0}")]
+    Damaged(String),
     /// The server sent something this client cannot read.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),

@@ -50,7 +50,10 @@ enum StreamEnd {
 
 /// Errors that end following; anything else is retried after a backoff delay.
 fn is_fatal(error: &ClientError) -> bool {
-    matches!(error, ClientError::SignedOut | ClientError::NotSignedIn | ClientError::Replica(_) | ClientError::Io(_))
+    matches!(
+        error,
+        ClientError::SignedOut | ClientError::NotSignedIn | ClientError::Replica(_) | ClientError::Damaged(_) | ClientError::Io(_)
+    )
 }
 
 #[derive(Debug)]
@@ -148,6 +151,7 @@ impl Client {
                     match event.event.as_str() {
                         "version" => {
                             backoff.reset();
+                            // An id that is not a version is ignored: the cursor stands in for it.
                             *last_event_id = event.id.trim().parse().ok();
                             let Ok(version) = serde_json::from_str::<VersionEvent>(&event.data) else { continue };
                             let cursor = match self.with_replica(|r| r.cursor()).await {

@@ -105,6 +105,8 @@ impl Http {
     /// Reads an error body; a 401 on a session that was sent means the device was signed out.
     pub async fn error_response(&self, response: Response) -> ClientError {
         let status = response.status();
+        // Not every error comes from Shelf (a proxy's HTML page, a cut connection): without a JSON
+        // body the status alone is reported.
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let code = body["code"].as_str().unwrap_or("").to_owned();
         if status == StatusCode::UNAUTHORIZED && code != "invalid_credentials" && self.token.is_some() {

@@ -30,8 +30,8 @@ pub struct RejectedEdit {
     pub data: Value,
     pub code: String,
     pub message: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub created_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// What a receipt means for its outbox entry.
@@ -192,6 +192,10 @@ fn rejected_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientResult<Reject
         Ok(data) => data,
         Err(error) => return Ok(Err(error.into())),
     };
+    let created_at = match parse_time(&created_at) {
+        Ok(at) => at,
+        Err(error) => return Ok(Err(error)),
+    };
     Ok(Ok(RejectedEdit {
         mutation_id: row.get(0)?,
         material_id: row.get(1)?,
@@ -199,7 +203,7 @@ fn rejected_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientResult<Reject
         data,
         code: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
         message: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
-        created_at: parse_time(&created_at),
+        created_at,
     }))
 }
 
@@ -245,7 +249,7 @@ pub(crate) fn refold(conn: &Connection, id: &str) -> ClientResult<()> {
     while let Some(row) = rows.next()? {
         let (type_name, data, at): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let edit = LocalEdit::from_stored(&type_name, &serde_json::from_str(&data)?)?;
-        edits.push(TimedEdit { edit, at: parse_time(&at).unwrap_or(OffsetDateTime::UNIX_EPOCH) });
+        edits.push(TimedEdit { edit, at: parse_time(&at)? });
     }
     if edits.is_empty() {
         conn.execute("DELETE FROM overlay WHERE id = ?1", [id])?;

@@ -66,10 +66,16 @@ pub const SIGNED_OUT: &str = "signed_out";
 impl Replica {
     pub fn status(&self) -> ClientResult<Status> {
         let conn = self.conn();
-        let mut state = get_meta(conn, STATE)?.as_deref().and_then(SyncState::parse).unwrap_or(SyncState::Offline);
+        let mut state = match get_meta(conn, STATE)? {
+            Some(raw) => SyncState::parse(&raw).ok_or_else(|| ClientError::Damaged(format!("sync state {raw:?}")))?,
+            None => SyncState::Offline,
+        };
         let mut reason = get_meta(conn, REASON)?;
         if state == SyncState::Syncing {
-            let pid = get_meta(conn, PID)?.and_then(|p| p.parse::<u32>().ok());
+            let pid = match get_meta(conn, PID)? {
+                Some(raw) => Some(raw.parse::<u32>().map_err(|_| ClientError::Damaged(format!("sync pid {raw:?}")))?),
+                None => None,
+            };
             if pid.is_some_and(|pid| !process_alive(pid)) {
                 state = SyncState::Error;
                 reason = Some("the last sync was interrupted".into());
@@ -88,7 +94,7 @@ impl Replica {
             pending_count: self.pending_count()?,
             rejected_count,
             reason,
-            last_synced_at: get_meta(conn, LAST_SYNCED)?.as_deref().and_then(parse_time),
+            last_synced_at: get_meta(conn, LAST_SYNCED)?.as_deref().map(parse_time).transpose()?,
             library_version: self.cursor()?.library_version,
         })
     }

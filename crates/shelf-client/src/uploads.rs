@@ -66,6 +66,12 @@ pub fn content_type_for(path: &Path) -> &'static str {
     }
 }
 
+/// The `Upload-Offset` a tus answer must carry.
+fn upload_offset_header(response: &reqwest::Response) -> ClientResult<u64> {
+    let header = response.headers().get("upload-offset").and_then(|v| v.to_str().ok());
+    header.and_then(|v| v.parse().ok()).ok_or_else(|| ClientError::Protocol(format!("tus answer with Upload-Offset {header:?}")))
+}
+
 /// The outcome of a download.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,7 +150,7 @@ impl Client {
     async fn upload_offset(&self, location: &str) -> ClientResult<Option<u64>> {
         let request = self.http().request(Method::HEAD, location).header("tus-resumable", "1.0.0");
         match self.http().send(request).await {
-            Ok(response) => Ok(response.headers().get("upload-offset").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())),
+            Ok(response) => upload_offset_header(&response).map(Some),
             Err(ClientError::Api { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -206,13 +212,7 @@ impl Client {
             .header("upload-offset", offset.to_string())
             .header("content-type", "application/offset+octet-stream")
             .body(reqwest::Body::wrap_stream(body));
-        let response = self.http().send(request).await?;
-        response
-            .headers()
-            .get("upload-offset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ClientError::Protocol("PATCH answered without Upload-Offset".into()))
+        upload_offset_header(&self.http().send(request).await?)
     }
 
     /// Downloads an attachment to `out`, resuming a `.part` file left by an interrupted run.
@@ -231,7 +231,11 @@ impl Client {
         let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&attachment.filename));
         let part = PathBuf::from(format!("{}.part", out.display()));
         let size = u64::try_from(attachment.size).unwrap_or(0);
-        let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0).min(size);
+        let have = match tokio::fs::metadata(&part).await {
+            Ok(metadata) => metadata.len().min(size),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error.into()),
+        };
         let path = format!("/api/materials/{material_id}/attachments/{}/content", attachment.id);
         let mut request = self.http().streaming(Method::GET, &path);
         if have > 0 && have < size {

@@ -173,6 +173,7 @@ fn every_discarded_result_in_production_code_says_why() {
         }
     }
     assert!(unexplained.is_empty(), "results discarded without a reason: {unexplained:?}");
+}
 
 /// The client speaks only the wire contract: nothing of the server, its stores or sqlx.
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
-use shelf_api::{ConflictFieldView, ConflictSummaryView, ConflictView, ResolutionView};
+use shelf_api::{ConflictFieldView, ConflictSummaryView, ConflictView, ResolveConflictRequest};
 use shelf_client::ClientError;
 use uuid::Uuid;
 
@@ -107,12 +107,13 @@ impl MaterialConflict {
     }
 }
 
-fn resolution(keep: Option<&str>) -> anyhow::Result<ResolutionView> {
-    Ok(match keep {
-        Some("server") => ResolutionView::Server,
-        Some("device") => ResolutionView::Device,
-        Some(other) => anyhow::bail!("--keep takes server or device, not {other:?}"),
-        None => ResolutionView::Custom,
+fn resolution(keep: Option<&str>, custom: Option<String>) -> anyhow::Result<ResolveConflictRequest> {
+    Ok(match (keep, custom) {
+        (Some("server"), _) => ResolveConflictRequest::Server,
+        (Some("device"), _) => ResolveConflictRequest::Device,
+        (Some(other), _) => anyhow::bail!("--keep takes server or device, not {other:?}"),
+        (None, Some(value)) => ResolveConflictRequest::Custom { value },
+        (None, None) => anyhow::bail!("give --keep server|device, --value or --value-file"),
     })
 }
 
@@ -126,7 +127,7 @@ pub async fn conflicts(context: &Context, args: ConflictsArgs) -> anyhow::Result
             (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?),
             (None, None) => None,
         };
-        let material = client.resolve_conflict(material_id, conflict_id, resolution(resolve.keep.as_deref())?, custom).await?;
+        let material = client.resolve_conflict(material_id, conflict_id, resolution(resolve.keep.as_deref(), custom)?).await?;
         return match context.json {
             true => output::json(&material),
             false => output::line(&format!("Resolved; {}", output::material_line(&material))),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
-use crate::error::ClientResult;
+use crate::error::{ClientError, ClientResult};
 
 pub use feed::{plan_page, PageOutcome, RowOp};
 pub use read::LocalMaterial;
@@ -137,7 +137,10 @@ impl Replica {
 }
 
 pub(crate) fn read_cursor(conn: &Connection) -> ClientResult<Cursor> {
-    let library_version = get_meta(conn, "cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let library_version = match get_meta(conn, "cursor")? {
+        Some(raw) => raw.parse().map_err(|_| ClientError::Damaged(format!("cursor {raw:?}")))?,
+        None => 0,
+    };
     Ok(Cursor { library_version, epoch: get_meta(conn, "epoch")? })
 }
 
@@ -154,9 +157,11 @@ pub(crate) fn put_meta(conn: &Connection, key: &str, value: Option<&str>) -> rus
 }
 
 pub(crate) fn format_time(at: OffsetDateTime) -> String {
+    // RFC 3339 cannot express years past 9999; no clock this code reads gets there.
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-pub(crate) fn parse_time(raw: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+/// A time this replica wrote (with `format_time`).
+pub(crate) fn parse_time(raw: &str) -> ClientResult<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).map_err(|_| ClientError::Damaged(format!("time {raw:?}")))
 }
