@@ -141,7 +141,7 @@ async fn start(backend: Backend) -> (TestDatabase, Serve) {
 }
 
 async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backend) {
-    let (_database, serve) = start(backend).await;
+    let (_database, mut serve) = start(backend).await;
     let machine = Machine::new(&serve.base);
     machine.register().await;
     machine.login("laptop").await;
@@ -157,10 +157,14 @@ async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backen
     assert_eq!(change["op"], "upsert");
     machine.json("laptop", &["edit", &id, "--title", "Renamed on the laptop"]).await;
     arrives(&mut lines, &id, "Renamed on the laptop").await;
+    // The server goes away and comes back: follow reconnects (backoff, Last-Event-ID) by itself.
+    serve.restart().await;
+    machine.json("laptop", &["edit", &id, "--title", "After a server restart"]).await;
+    arrives(&mut lines, &id, "After a server restart").await;
 
     let listed = machine.json("phone", &["ls"]).await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "the follower's replica has it: ls works from it");
-    assert_eq!(listed[0]["title"], "Renamed on the laptop");
+    assert_eq!(listed[0]["title"], "After a server restart");
     let status = machine.json("phone", &["status"]).await;
     assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("synced"), Some(0)));
     let devices = machine.json("laptop", &["devices"]).await;

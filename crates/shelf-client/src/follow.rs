@@ -153,13 +153,18 @@ impl Client {
                             backoff.reset();
                             // An id that is not a version is ignored: the cursor stands in for it.
                             *last_event_id = event.id.trim().parse().ok();
-                            let Ok(version) = serde_json::from_str::<VersionEvent>(&event.data) else { continue };
                             let cursor = match self.with_replica(|r| r.cursor()).await {
                                 Ok(cursor) => cursor,
                                 Err(error) => return StreamEnd::Fatal(error),
                             };
-                            let ahead = version.library_version > cursor.library_version
-                                || cursor.epoch.as_deref().is_some_and(|epoch| epoch != version.epoch);
+                            let ahead = match serde_json::from_str::<VersionEvent>(&event.data) {
+                                Ok(version) => {
+                                    version.library_version > cursor.library_version
+                                        || cursor.epoch.as_deref().is_some_and(|epoch| epoch != version.epoch)
+                                }
+                                // An event this client cannot read may still announce a change.
+                                Err(_) => true,
+                            };
                             if ahead {
                                 if let Err(error) = self.sync_observed(observer).await {
                                     return self.ended(error).await;
