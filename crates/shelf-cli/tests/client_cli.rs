@@ -140,12 +140,18 @@ async fn start(backend: Backend) -> (TestDatabase, Serve) {
     (database, serve)
 }
 
-async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backend) {
-    let (_database, mut serve) = start(backend).await;
+/// A server and one account signed in on two profiles, `laptop` and `phone`.
+async fn two_devices(backend: Backend) -> (TestDatabase, Serve, Machine) {
+    let (database, serve) = start(backend).await;
     let machine = Machine::new(&serve.base);
     machine.register().await;
     machine.login("laptop").await;
     machine.login("phone").await;
+    (database, serve, machine)
+}
+
+async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backend) {
+    let (_database, mut serve, machine) = two_devices(backend).await;
     let mut follow = machine.command("phone", &["follow", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
 
@@ -184,11 +190,7 @@ async fn cl5_an_edit_on_one_profile_shows_in_follow_on_the_other(backend: Backen
 }
 
 async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: Backend) {
-    let (_database, mut serve) = start(backend).await;
-    let machine = Machine::new(&serve.base);
-    machine.register().await;
-    machine.login("laptop").await;
-    machine.login("phone").await;
+    let (_database, mut serve, machine) = two_devices(backend).await;
     let shared = machine.json("laptop", &["add", "Shared notes"]).await["id"].as_str().unwrap().to_owned();
     let contested = machine.json("laptop", &["add", "Contested"]).await["id"].as_str().unwrap().to_owned();
     machine.json("phone", &["sync"]).await;
