@@ -8,6 +8,7 @@
 //! - mutations per second (`POST /api/materials` and `PATCH`, many users and devices at once).
 
 mod blobs;
+mod client_sync;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,6 +40,10 @@ struct Args {
     /// Change-feed requests to time.
     #[arg(long, default_value_t = 2_000)]
     feed_requests: usize,
+    /// Measure the Rust client instead: a cold sync of a `--library-size` library into an empty
+    /// replica, then incremental syncs of 100 changes.
+    #[arg(long)]
+    client_sync: bool,
     /// Measure attachment upload/download of a file of this many MiB instead (local folder, and
     /// S3 when SHELF_TEST_S3_ENDPOINT is set).
     #[arg(long)]
@@ -63,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
         Which::Postgres => vec![Backend::Postgres],
         Which::Both => vec![Backend::Sqlite, Backend::Postgres],
     };
+    if args.client_sync {
+        return client_sync::run(&backends, args.library_size).await;
+    }
     println!("shelf-bench: {} s per throughput run, {} clients, {} cores", args.seconds, args.clients, num_cpus());
     for backend in backends {
         println!("\n== {backend:?} ==");
@@ -163,16 +171,17 @@ async fn mutations(server: &Arc<TestServer>, args: &Args) {
     println!("mutations:        {rate:>10.0} creates/s    ({failed} failed; material + progress + version per create)");
 }
 
-async fn feed_latency(server: &Arc<TestServer>, args: &Args) -> anyhow::Result<()> {
-    let user = server.user().await;
+/// Fills `user`'s library with `size` materials through the store (8 writers; HTTP would only
+/// slow the setup down). Returns how long it took.
+pub async fn seed_library(server: &TestServer, user: &TestUser, size: usize) -> anyhow::Result<Duration> {
     let user_id = UserId(uuid::Uuid::parse_str(&user.user_id)?);
     let seeding = Instant::now();
     let store = server.store.clone();
-    let chunk = args.library_size.div_ceil(8);
+    let chunk = size.div_ceil(8);
     let seeders: Vec<_> = (0..8)
         .map(|part| {
             let store = store.clone();
-            let count = chunk.min(args.library_size.saturating_sub(part * chunk));
+            let count = chunk.min(size.saturating_sub(part * chunk));
             tokio::spawn(async move {
                 for i in 0..count {
                     let mutation = LibraryMutation::CreateMaterial {
@@ -190,7 +199,12 @@ async fn feed_latency(server: &Arc<TestServer>, args: &Args) -> anyhow::Result<(
     for seeder in seeders {
         seeder.await?;
     }
-    let seeded_in = seeding.elapsed();
+    Ok(seeding.elapsed())
+}
+
+async fn feed_latency(server: &Arc<TestServer>, args: &Args) -> anyhow::Result<()> {
+    let user = server.user().await;
+    let seeded_in = seed_library(server, &user, args.library_size).await?;
     let since = server.library_version(&user.token).await;
     for i in 0..100 {
         server.create_material(&user.token, &format!("delta {i}")).await;

@@ -442,11 +442,15 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_USER_QUOTA",
 ];
 
+/// Variables of the client commands (`--profile`), often set in the same shell as `shelf serve`.
+const CLIENT_ENV: &[&str] = &["SHELF_PROFILE"];
+
 /// `SHELF_*` variables this version does not read: usually a typo worth a warning.
 pub fn unknown_env_names() -> Vec<String> {
     std::env::vars()
         .map(|(name, _)| name)
-        .filter(|name| name.starts_with("SHELF_") && !KNOWN_ENV.contains(&name.as_str()) && !name.starts_with("SHELF_TEST_"))
+        .filter(|name| name.starts_with("SHELF_") && !name.starts_with("SHELF_TEST_"))
+        .filter(|name| !KNOWN_ENV.contains(&name.as_str()) && !CLIENT_ENV.contains(&name.as_str()))
         .collect()
 }
 

@@ -166,3 +166,13 @@ fn cfg1_sqlite_durability_is_full_unless_asked_and_refused_on_postgres() {
     let refused = resolve(on_postgres).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused.contains("--sqlite-synchronous"), "{refused}");
 }
+
+/// `shelf serve` does not warn about the client's own variable.
+#[test]
+fn cl8_the_client_profile_variable_is_not_an_unknown_setting() {
+    // The variable is read by no other test in this binary.
+    std::env::set_var("SHELF_PROFILE", "laptop");
+    let unknown = unknown_env_names();
+    std::env::remove_var("SHELF_PROFILE");
+    assert!(!unknown.iter().any(|name| name == "SHELF_PROFILE"), "{unknown:?}");
+}

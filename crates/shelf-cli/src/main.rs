@@ -1,7 +1,10 @@
-//! The `shelf` binary. The only place that picks concrete backends.
+//! The `shelf` binary: `shelf serve` (the only place that picks concrete backends) and the
+//! command-line client (`client/`, on `shelf-client`).
 
+mod client;
 mod config;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,6 +22,12 @@ use crate::config::{BlobChoice, BusChoice, Config, ServeArgs};
 #[derive(Parser)]
 #[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
 struct Cli {
+    /// Which device's state to use, so one machine can act as several devices.
+    #[arg(long, global = true, env = "SHELF_PROFILE", default_value = "default")]
+    profile: String,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,18 +38,42 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
     Openapi,
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-        .init();
-    match Cli::parse().command {
-        Command::Serve(args) => serve(Config::load(*args)?).await,
-        Command::Openapi => {
-            println!("{}", shelf_server::openapi_json()?);
-            Ok(())
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+                .init();
+            match Config::load(*args) {
+                Ok(config) => serve(config).await,
+                Err(error) => Err(error),
+            }
+        }
+        Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
+        Command::Client(command) => {
+            // Client commands log only when asked to: stdout is their output, stderr their errors.
+            if let Ok(filter) = EnvFilter::try_from_default_env() {
+                tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            }
+            match client::Profile::new(&cli.profile) {
+                Ok(profile) => client::run(command, client::Context { profile, json: cli.json }).await,
+                Err(error) => Err(error),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, no backtrace: the causes joined, newlines flattened.
+            let message = format!("{error:#}").replace('\n', " ");
+            eprintln!("{message}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shelf_testkit::{Api, Backend, SseReader, TestDatabase};
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -18,35 +19,12 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A `shelf serve` child process, killed when dropped.
 struct Instance {
     api: Api,
-    _child: Child,
-    _data: tempfile::TempDir,
+    _serve: common::Serve,
 }
 
 async fn start_instance(database_url: &str, bus: &str) -> Instance {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shelf"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--bus", bus])
-        .args(["--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"])
-        .env("SHELF_DATA_DIR", data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("shelf binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("Shelf is running at ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("shelf exited before printing its address");
-    })
-    .await
-    .expect("shelf printed its address");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Instance { api: Api::new(&base), _child: child, _data: data }
+    let serve = common::Serve::start(database_url, &["--bus", bus, "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"]).await;
+    Instance { api: Api::new(&serve.base), _serve: serve }
 }
 
 /// A private redis-server on a free port, so stopping it affects no one else.

@@ -261,6 +261,34 @@ impl Api {
         SseReader::new(request.send().await.expect("stream opened"))
     }
 
+    /// tus creation of an upload of `length` bytes with this SHA-256 (named `notes.pdf`); the
+    /// upload's path is in the reply's `location` header.
+    pub async fn tus_create(&self, token: &str, length: usize, sha256: &str) -> Reply {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let request = self
+            .client
+            .post(self.url("/api/uploads"))
+            .bearer_auth(token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", format!("sha256 {},filename {}", b64(sha256), b64("notes.pdf")));
+        Self::reply(request.send().await.expect("request sent")).await
+    }
+
+    /// A tus PATCH of `bytes` at `offset`.
+    pub async fn tus_patch(&self, token: &str, location: &str, offset: usize, bytes: Vec<u8>) -> Reply {
+        let request = self
+            .client
+            .patch(self.url(location))
+            .bearer_auth(token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(bytes);
+        Self::reply(request.send().await.expect("request sent")).await
+    }
+
     pub async fn library_version(&self, token: &str) -> i64 {
         let reply = self.get("/api/library/version", token).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);

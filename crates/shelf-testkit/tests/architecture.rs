@@ -174,3 +174,14 @@ fn every_discarded_result_in_production_code_says_why() {
     }
     assert!(unexplained.is_empty(), "results discarded without a reason: {unexplained:?}");
 }
+
+/// The client speaks only the wire contract: nothing of the server, its stores or sqlx.
+#[test]
+fn the_client_tree_holds_no_server_store_or_sqlx() {
+    let meta = metadata();
+    let client = closure(&meta, "shelf-client");
+    let server_side = ["shelf-server", "shelf-store", "shelf-store-sqlite", "shelf-store-postgres", "shelf-bus", "shelf-blob", "sqlx", "sqlx-core", "axum"];
+    let found: Vec<_> = server_side.iter().filter(|c| client.contains(**c)).collect();
+    assert!(found.is_empty(), "shelf-client's dependency tree holds {found:?}");
+    assert!(client.contains("shelf-api") && client.contains("rusqlite"), "the graph was read (sanity check)");
+}

@@ -1,4 +1,3 @@
-use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -41,33 +40,11 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 
 /// tus creation; returns the upload URL path.
 pub(crate) async fn create_upload(server: &TestServer, user: &TestUser, length: usize, sha256: &str) -> shelf_testkit::Reply {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let response = server
-        .client
-        .post(server.url("/api/uploads"))
-        .bearer_auth(&user.token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", length.to_string())
-        .header("upload-metadata", format!("sha256 {},filename {}", b64(sha256), b64("notes.pdf")))
-        .send()
-        .await
-        .unwrap();
-    shelf_testkit::Api::reply(response).await
+    server.tus_create(&user.token, length, sha256).await
 }
 
 pub(crate) async fn patch(server: &TestServer, user: &TestUser, location: &str, offset: usize, bytes: Vec<u8>) -> shelf_testkit::Reply {
-    let response = server
-        .client
-        .patch(server.url(location))
-        .bearer_auth(&user.token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-offset", offset.to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    shelf_testkit::Api::reply(response).await
+    server.tus_patch(&user.token, location, offset, bytes).await
 }
 
 pub(crate) async fn offset(server: &TestServer, user: &TestUser, location: &str) -> u64 {
