@@ -38,8 +38,19 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
     Openapi,
+    /// Operator commands on the server's database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// After restoring a backup, with every server stopped: give the database a new epoch, so
+    /// every device rebuilds its copy and sends again the changes the backup lacks. Takes the
+    /// same settings as `serve` (flags, SHELF_* variables, config file) to find the database.
+    NewEpoch(Box<ServeArgs>),
 }
 
 #[tokio::main]
@@ -55,6 +66,10 @@ async fn main() -> ExitCode {
                 Err(error) => Err(error),
             }
         }
+        Command::Admin(AdminCommand::NewEpoch(args)) => match Config::load(*args) {
+            Ok(config) => new_epoch(config, cli.json).await,
+            Err(error) => Err(error),
+        },
         Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
         Command::Client(command) => {
             // Client commands log only when asked to: stdout is their output, stderr their errors.
@@ -125,6 +140,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("Shelf is running at http://{address} (the app; API docs: http://{address}/api/docs)");
     shelf_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn new_epoch(config: Config, json: bool) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let previous = store.epoch().await?;
+    let epoch = store.new_epoch().await?;
+    match json {
+        true => println!("{}", serde_json::json!({ "previousEpoch": previous.0, "epoch": epoch.0 })),
+        false => println!("epoch {} replaced by {}: start the servers; every device will resync", previous.0, epoch.0),
+    }
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Live follow: catch up, then listen to `/api/library-version-events` and pull whenever an
-//! event is ahead of the cursor. Reconnects with exponential backoff and full jitter, honours the
+//! event differs from the cursor. Reconnects with exponential backoff and full jitter, honours the
 //! server's `retry:` hint and sends `Last-Event-ID`. An `auth` event or a 401 ends it: the
 //! device was signed out. Edits queued meanwhile (by this app or another process on the same
 //! replica) are pushed as they appear.
@@ -157,15 +157,16 @@ impl Client {
                                 Ok(cursor) => cursor,
                                 Err(error) => return StreamEnd::Fatal(error),
                             };
-                            let ahead = match serde_json::from_str::<VersionEvent>(&event.data) {
+                            // Behind the cursor too: the server may have lost history (a restore).
+                            let moved = match serde_json::from_str::<VersionEvent>(&event.data) {
                                 Ok(version) => {
-                                    version.library_version > cursor.library_version
+                                    version.library_version != cursor.library_version
                                         || cursor.epoch.as_deref().is_some_and(|epoch| epoch != version.epoch)
                                 }
                                 // An event this client cannot read may still announce a change.
                                 Err(_) => true,
                             };
-                            if ahead {
+                            if moved {
                                 if let Err(error) = self.sync_observed(observer).await {
                                     return self.ended(error).await;
                                 }

@@ -228,14 +228,29 @@ pub(crate) fn materials_with_live_edits(conn: &Connection) -> ClientResult<HashS
     Ok(ids.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes acknowledged entries whose effect the pulled state includes (`cursor` reached their
-/// version); returns the materials whose view must be refolded.
+/// How many confirmed edits the journal keeps to send again if the server loses them.
+pub const JOURNAL_KEEP: i64 = 10_000;
+
+/// Moves acknowledged entries whose effect the pulled state includes (`cursor` reached their
+/// version) from the outbox to the journal, which keeps those among the device's last
+/// [`JOURNAL_KEEP`] edits; returns the
+/// materials whose view must be refolded.
 pub(crate) fn drop_confirmed(conn: &Connection, cursor: i64) -> ClientResult<Vec<String>> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO journal (mutation_id, material_id, type, base_version, data, created_at, acknowledged_version)
+         SELECT mutation_id, material_id, type, base_version, data, created_at, acknowledged_version
+           FROM outbox WHERE state = 'acknowledged' AND acknowledged_version <= ?1",
+    )?
+    .execute([cursor])?;
     let mut statement = conn.prepare_cached(
         "DELETE FROM outbox WHERE state = 'acknowledged' AND acknowledged_version <= ?1 RETURNING material_id",
     )?;
-    let ids = statement.query_map([cursor], |row| row.get(0))?;
-    Ok(ids.collect::<rusqlite::Result<_>>()?)
+    let ids = statement.query_map([cursor], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    conn.prepare_cached(
+        "DELETE FROM journal WHERE mutation_id <= (SELECT max(mutation_id) FROM journal) - ?1",
+    )?
+    .execute([JOURNAL_KEEP])?;
+    Ok(ids)
 }
 
 /// Recomputes one material's view from its server state and live edits (or drops the overlay
@@ -291,5 +306,33 @@ mod tests {
         assert!(matches!(deleted, ReceiptOutcome::Rejected { code, .. } if code == "deleted"));
         let replayed = plan_receipt(&result(MutationStatus::Duplicate, Some(ErrorCode::NotFound)));
         assert!(matches!(replayed, ReceiptOutcome::Rejected { code, .. } if code == "not_found"));
+    }
+
+    #[test]
+    fn cl10_the_journal_keeps_the_last_edits_and_a_rewind_sends_them_again() {
+        let mut replica = Replica::open_in_memory().unwrap();
+        let extra = 5;
+        {
+            let tx = replica.write().unwrap();
+            for n in 1..=JOURNAL_KEEP + extra {
+                tx.execute(
+                    "INSERT INTO outbox (material_id, type, base_version, data, created_at, state, acknowledged_version)
+                     VALUES (?1, 'progress.delete', 0, 'null', '2026-01-01T00:00:00Z', 'acknowledged', ?2)",
+                    params![Uuid::nil().to_string(), n],
+                )
+                .unwrap();
+            }
+            drop_confirmed(&tx, JOURNAL_KEEP + extra).unwrap();
+            tx.commit().unwrap();
+        }
+        fn count(replica: &Replica, table: &str) -> i64 {
+            replica.conn().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        }
+        assert_eq!((count(&replica, "outbox"), count(&replica, "journal")), (0, JOURNAL_KEEP), "bounded: the oldest left");
+        assert_eq!(replica.rewind().unwrap(), JOURNAL_KEEP as usize);
+        assert_eq!(replica.pending_count().unwrap(), JOURNAL_KEEP as u64);
+        let first: i64 = replica.conn().query_row("SELECT min(mutation_id) FROM outbox", [], |r| r.get(0)).unwrap();
+        assert_eq!(first, extra + 1, "sent again under their own ids, oldest first");
+        assert_eq!(count(&replica, "journal"), 0);
     }
 }

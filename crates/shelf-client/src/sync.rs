@@ -8,7 +8,7 @@
 
 use reqwest::Method;
 use serde::Serialize;
-use shelf_api::{ChangeView, ChangesResponse, MutationBatchRequest, MutationBatchResponse, PROTOCOL_VERSION};
+use shelf_api::{ChangeView, ChangesResponse, LibraryVersionResponse, MutationBatchRequest, MutationBatchResponse, PROTOCOL_VERSION};
 
 use crate::client::Client;
 use crate::error::{ClientError, ClientResult};
@@ -38,7 +38,9 @@ pub struct SyncReport {
 
 enum PullEnd {
     Done,
-    EpochChanged,
+    /// The server's history changed under the cursor (a new epoch, or a lost tail): edits became
+    /// pending again and must be pushed before pulling.
+    Rewound,
 }
 
 impl Client {
@@ -58,7 +60,7 @@ impl Client {
 
     async fn sync_rounds(&self, observer: &mut ChangeObserver<'_>) -> ClientResult<SyncReport> {
         let mut report = SyncReport::default();
-        // A new epoch turns acknowledged edits back into pending ones: push them again.
+        // A new epoch or a lost tail turns acknowledged edits back into pending ones: push them again.
         for _ in 0..3 {
             let pushed = self.push().await?;
             report.pushed.acknowledged += pushed.acknowledged;
@@ -66,7 +68,7 @@ impl Client {
             report.pushed.rejected.extend(pushed.rejected);
             match self.pull(observer, &mut report).await? {
                 PullEnd::Done => return Ok(report),
-                PullEnd::EpochChanged => continue,
+                PullEnd::Rewound => continue,
             }
         }
         Err(ClientError::Protocol("the server's epoch changed during every attempt".into()))
@@ -110,6 +112,14 @@ impl Client {
         self.http().json(self.http().request(Method::GET, &path)).await
     }
 
+    /// After a 410: is the server's version behind the cursor in the same epoch (it lost history
+    /// this device had pulled), rather than past its tombstone horizon? Returns its version if so.
+    async fn server_behind(&self, since: i64) -> ClientResult<Option<i64>> {
+        let server: LibraryVersionResponse = self.http().json(self.http().request(Method::GET, "/api/library/version")).await?;
+        let epoch = self.with_replica(|r| r.cursor()).await?.epoch;
+        Ok((server.library_version < since && epoch.as_deref() == Some(server.epoch.as_str())).then_some(server.library_version))
+    }
+
     async fn pull(&self, observer: &mut ChangeObserver<'_>, report: &mut SyncReport) -> ClientResult<PullEnd> {
         let mut since = self.with_replica(|r| r.cursor()).await?.library_version;
         let mut fetched = self.fetch_page(since).await;
@@ -117,8 +127,13 @@ impl Client {
             let page = match fetched {
                 Ok(page) => page,
                 Err(ClientError::Api { status: 410, .. }) if since > 0 => {
-                    self.with_replica(|r| r.reset_for_resync(false)).await?;
                     report.resynced = true;
+                    if let Some(server_version) = self.server_behind(since).await? {
+                        let again = self.with_replica(|r| r.rewind()).await?;
+                        tracing::warn!(since, server_version, again, "the server lost changes this device had pulled; sending them again");
+                        return Ok(PullEnd::Rewound);
+                    }
+                    self.with_replica(|r| r.reset_for_resync(false)).await?;
                     since = 0;
                     fetched = self.fetch_page(since).await;
                     continue;
@@ -159,7 +174,7 @@ impl Client {
                 PageOutcome::EpochChanged => {
                     self.with_replica(|r| r.reset_for_resync(true)).await?;
                     report.resynced = true;
-                    return Ok(PullEnd::EpochChanged);
+                    return Ok(PullEnd::Rewound);
                 }
             }
         }

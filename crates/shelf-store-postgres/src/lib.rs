@@ -80,6 +80,16 @@ impl Store for PostgresStore {
         Ok(Epoch(value))
     }
 
+    async fn new_epoch(&self) -> StoreResult<Epoch> {
+        let epoch = uuid::Uuid::new_v4().to_string();
+        sqlx::query("UPDATE shelf_meta SET value = $1 WHERE key = 'epoch'")
+            .bind(&epoch)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Epoch(epoch))
+    }
+
     async fn create_user(&self, email: &Email, password_hash: &str, now: OffsetDateTime) -> StoreResult<UserId> {
         accounts::create_user(&self.pool, email, password_hash, now).await
     }

@@ -48,6 +48,18 @@ fn retitle(id: MaterialId, title: &str) -> LibraryMutation {
 }
 
 /// LV1: a new user's library starts at version 1; e-mail addresses are unique.
+/// A new epoch is new, stays, and leaves every user's version where it was (devices resync).
+pub async fn lv6_a_new_epoch_replaces_the_old_one(store: &dyn Store) {
+    let user = user(store).await;
+    let id = MaterialId::new();
+    store.apply(user, &create(id, "kept"), now()).await.unwrap();
+    let before = (store.epoch().await.unwrap(), store.library_version(user).await.unwrap());
+    let epoch = store.new_epoch().await.unwrap();
+    assert_ne!(epoch, before.0);
+    assert_eq!(store.epoch().await.unwrap(), epoch);
+    assert_eq!(store.library_version(user).await.unwrap(), before.1);
+}
+
 pub async fn lv1_new_user_starts_at_version_one(store: &dyn Store) {
     let email = Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).unwrap();
     let id = store.create_user(&email, "hash", now()).await.unwrap();
@@ -636,6 +648,7 @@ macro_rules! contract_tests {
     ($fresh:path) => {
         $crate::contract_tests!(@each $fresh,
             lv1_new_user_starts_at_version_one,
+            lv6_a_new_epoch_replaces_the_old_one,
             lv2_mutations_bump_once_and_noops_do_not,
             cf1_feed_returns_latest_state_and_tombstones,
             cf3_pages_follow_whole_versions,

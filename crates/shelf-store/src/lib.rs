@@ -41,6 +41,11 @@ pub trait Store: Send + Sync + 'static {
     /// The random id fixed when this database was created.
     async fn epoch(&self) -> StoreResult<Epoch>;
 
+    /// Replaces the epoch with a new random id (`shelf admin new-epoch`, after a backup was
+    /// restored): every device then rebuilds its copy and sends again what it holds, so changes
+    /// the backup lacks come back. Servers read the epoch at start: run it while they are stopped.
+    async fn new_epoch(&self) -> StoreResult<Epoch>;
+
     // --- accounts and sessions -------------------------------------------------------------
 
     /// Creates a user at library version 1. [`StoreError::EmailTaken`] if the address is in use.

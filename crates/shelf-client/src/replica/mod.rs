@@ -17,7 +17,7 @@ use crate::error::{ClientError, ClientResult};
 pub use feed::{plan_page, PageOutcome, RowOp};
 pub use read::LocalMaterial;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Where the replica is in the server's history.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -65,6 +65,9 @@ impl Replica {
         if version < 1 {
             tx.execute_batch(include_str!("schema.sql"))?;
         }
+        if version < 2 {
+            tx.execute_batch(include_str!("schema_v2.sql"))?;
+        }
         if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
@@ -109,31 +112,63 @@ impl Replica {
     }
 
     /// Forgets the server state (keeping the outbox) so the next pull starts from `since=0`.
-    /// When the server's epoch changed (a restored or replaced database), acknowledged edits may
-    /// be missing from it, so they become pending again; their receipts make a resend harmless.
+    /// When the server's epoch changed (a restored or replaced database), acknowledged edits, and
+    /// those in the journal, may be missing from it, so they become pending again; receipts make
+    /// a resend of what it has harmless.
     pub fn reset_for_resync(&mut self, epoch_changed: bool) -> ClientResult<()> {
         let tx = self.write()?;
-        tx.execute_batch("DELETE FROM materials; DELETE FROM progress; DELETE FROM attachments;")?;
         if epoch_changed {
-            tx.execute("UPDATE outbox SET state = 'pending', acknowledged_version = NULL WHERE state = 'acknowledged'", [])?;
+            pend_acknowledged(&tx)?;
             put_meta(&tx, "epoch", None)?;
         }
-        put_meta(&tx, "cursor", Some("0"))?;
-        crate::outbox::refold_all(&tx)?;
+        drop_server_state(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The server is behind the cursor in the same epoch: it lost the end of its history (a
+    /// restored backup, a lost tail). Which versions it lost is unknown (other devices may have
+    /// written since, reusing version numbers), so every acknowledged edit, in the outbox or the
+    /// journal, becomes pending again, exactly as for a new epoch: the server's receipts turn what
+    /// it kept into duplicates and apply the rest anew. Returns how many edits will be sent again.
+    pub fn rewind(&mut self) -> ClientResult<usize> {
+        let tx = self.write()?;
+        let again = pend_acknowledged(&tx)?;
+        drop_server_state(&tx)?;
+        tx.commit()?;
+        Ok(again)
     }
 
     /// Removes everything: server state, cursor, outbox and session facts (a different account).
     pub fn clear(&mut self) -> ClientResult<()> {
         let tx = self.write()?;
         tx.execute_batch(
-            "DELETE FROM materials; DELETE FROM progress; DELETE FROM attachments; DELETE FROM outbox;
+            "DELETE FROM materials; DELETE FROM progress; DELETE FROM attachments; DELETE FROM outbox; DELETE FROM journal;
              DELETE FROM overlay; DELETE FROM uploads; DELETE FROM meta;",
         )?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Turns every acknowledged edit (in the outbox or the journal) back into a pending outbox entry
+/// with its own mutation id, in their original order; returns how many.
+fn pend_acknowledged(tx: &Transaction<'_>) -> ClientResult<usize> {
+    let mut again = tx.execute("UPDATE outbox SET state = 'pending', acknowledged_version = NULL WHERE state = 'acknowledged'", [])?;
+    again += tx.execute(
+        "INSERT INTO outbox (mutation_id, material_id, type, base_version, data, created_at, state)
+         SELECT mutation_id, material_id, type, base_version, data, created_at, 'pending' FROM journal",
+        [],
+    )?;
+    tx.execute("DELETE FROM journal", [])?;
+    Ok(again)
+}
+
+/// Forgets the server state and the cursor, and refolds the outbox over nothing.
+fn drop_server_state(tx: &Transaction<'_>) -> ClientResult<()> {
+    tx.execute_batch("DELETE FROM materials; DELETE FROM progress; DELETE FROM attachments;")?;
+    put_meta(tx, "cursor", Some("0"))?;
+    crate::outbox::refold_all(tx)
 }
 
 pub(crate) fn read_cursor(conn: &Connection) -> ClientResult<Cursor> {
