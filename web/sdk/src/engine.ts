@@ -6,7 +6,7 @@
 import { request, ShelfApiError, type ShelfClient } from './api/client';
 import { LeaderElection, type LockManagerLike } from './leader';
 import { VersionFollower } from './follower';
-import { enqueue, pendingCount, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
+import { enqueue, pendingCount, requeueJournal, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
 import { applyPage, clearLibrary, deleteProblem, openReplica, putProblem, readCursor, readSnapshot, type ReplicaDB } from './replica';
 import { buildView } from './view';
 import { getLatestCachedVersion, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
@@ -243,8 +243,13 @@ export class SyncEngine {
     if (this.offline()) return this.update({ status: 'offline' });
     this.update({ status: 'syncing' });
     try {
-      const pushed = await this.push();
-      const pulled = await this.pull();
+      let [pushed, pulled] = [false, false];
+      // A server that lost history puts acknowledged edits back in the outbox: push them too.
+      for (let round = 0, requeued = true; requeued && round < 3; round++) {
+        pushed = (await this.push()) || pushed;
+        const pull = await this.pull();
+        [pulled, requeued] = [pull.changed || pulled, pull.requeued];
+      }
       this.retryAttempt = 0;
       const pending = await pendingCount(await this.database());
       this.update({ status: 'synced', lastError: null, pendingCount: pending });
@@ -278,19 +283,22 @@ export class SyncEngine {
   }
 
   /** Pulls the feed from the replica's cursor, page by page, each page committed with its cursor. */
-  private async pull(): Promise<boolean> {
+  private async pull(): Promise<{ changed: boolean; requeued: boolean }> {
     const db = await this.database();
     const cursor = await readCursor(db);
     let since = cursor?.nextSince ?? 0;
     let epoch = cursor?.epoch;
     let startedFrom = cursor?.startedFrom ?? since;
-    let changed = false;
+    let [changed, requeued] = [false, false];
     for (;;) {
       let page;
       try {
         page = await request(this.options.client.GET('/api/library/changes', { params: { query: { since, limit: this.options.feedPageSize ?? 500 } } }));
       } catch (error) {
         if (error instanceof ShelfApiError && error.code === 'resync_required') {
+          // Behind our cursor in the same epoch: the server lost history (a restored backup).
+          const server = since > 0 ? await request(this.options.client.GET('/api/library/version')) : null;
+          if (server && server.epoch === epoch && server.libraryVersion < since) requeued = (await requeueJournal(db)) > 0 || requeued;
           await clearLibrary(db);
           [since, epoch, startedFrom] = [0, undefined, 0];
           continue;
@@ -298,7 +306,9 @@ export class SyncEngine {
         throw error;
       }
       if (epoch !== undefined && page.epoch !== epoch) {
-        // The server's database was replaced: what we hold describes another history.
+        // The server's database was replaced or restored: what we hold describes another
+        // history, and what it acknowledged may be missing from this one.
+        requeued = (await requeueJournal(db)) > 0 || requeued;
         await clearLibrary(db);
         [since, epoch, startedFrom] = [0, page.epoch, 0];
         continue;
@@ -315,7 +325,7 @@ export class SyncEngine {
       await this.reload(touched, { currentVersion: version.libraryVersion, syncPercent: percent });
       if (!page.hasMore) {
         await applyPage(db, [], { ...next, startedFrom: page.nextSince }, version);
-        return changed;
+        return { changed, requeued };
       }
     }
   }

@@ -1,7 +1,8 @@
 /**
- * The outbox: local edits waiting for the server, in order, in IndexedDB. An entry is removed
+ * The outbox: local edits waiting for the server, in order, in IndexedDB. An entry leaves it
  * only when a receipt answers for it; one that was sent (`inflight`) when the tab closed is sent
- * again after a reload, which the server's receipts make harmless (`duplicate`).
+ * again after a reload, which the server's receipts make harmless (`duplicate`). Acknowledged
+ * entries go to the journal (the last JOURNAL_KEEP), to be sent again if the server loses them.
  *
  * Mutation ids must never repeat for this device, even after the browser wiped the database:
  * they are `max(last + 1, Date.now() · 1000)`, so a fresh database still starts above every id
@@ -11,6 +12,7 @@ import type { ReplicaDB } from './replica';
 import type { MutationInput, MutationResultView, NewMutation, OutboxEntry, SyncProblem } from './types';
 
 export const MAX_BATCH = 500;
+export const JOURNAL_KEEP = 10_000;
 
 export type { NewMutation };
 
@@ -79,7 +81,7 @@ export async function setAside(db: ReplicaDB, entry: OutboxEntry, message: strin
 export async function settle(db: ReplicaDB, sent: OutboxEntry[], results: MutationResultView[], titleOf: (id: string) => string): Promise<SyncProblem[]> {
   const byId = new Map(sent.map((entry) => [entry.mutationId, entry]));
   const problems: SyncProblem[] = [];
-  const tx = db.transaction(['outbox', 'problems'], 'readwrite');
+  const tx = db.transaction(['outbox', 'problems', 'journal'], 'readwrite');
   for (const result of results) {
     const entry = byId.get(result.mutationId);
     if (!entry) continue;
@@ -88,10 +90,33 @@ export async function settle(db: ReplicaDB, sent: OutboxEntry[], results: Mutati
       const problem = rejectionProblem(entry, result, titleOf(entry.id));
       problems.push(problem);
       void tx.objectStore('problems').put(problem);
+    } else {
+      void tx.objectStore('journal').put({ ...entry, state: 'queued' });
     }
+  }
+  // Bounded: the oldest leave once there are more than JOURNAL_KEEP.
+  let excess = (await tx.objectStore('journal').count()) - JOURNAL_KEEP;
+  let cursor = excess > 0 ? await tx.objectStore('journal').openCursor() : null;
+  while (cursor && excess-- > 0) {
+    void cursor.delete();
+    cursor = await cursor.continue();
   }
   await tx.done;
   return problems;
+}
+
+/**
+ * The server lost history (a new epoch, or a version behind this device's): every acknowledged
+ * edit goes back into the outbox, in order under its own id; receipts make what the server kept a
+ * duplicate. Returns how many.
+ */
+export async function requeueJournal(db: ReplicaDB): Promise<number> {
+  const tx = db.transaction(['outbox', 'journal'], 'readwrite');
+  const entries = await tx.objectStore('journal').getAll();
+  for (const entry of entries) void tx.objectStore('outbox').put({ ...entry, state: 'queued' });
+  await tx.objectStore('journal').clear();
+  await tx.done;
+  return entries.length;
 }
 
 export function rejectionProblem(entry: OutboxEntry, result: MutationResultView, title: string): SyncProblem {

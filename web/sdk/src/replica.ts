@@ -23,6 +23,8 @@ interface ShelfDB extends DBSchema {
   progress: { key: string; value: ProgressView };
   attachments: { key: string; value: AttachmentView; indexes: { materialId: string } };
   outbox: { key: number; value: OutboxEntry };
+  /** Edits the server acknowledged, the last JOURNAL_KEEP, to send again if it loses them. */
+  journal: { key: number; value: OutboxEntry };
   problems: { key: string; value: SyncProblem };
   meta: { key: string; value: unknown };
 }
@@ -36,14 +38,17 @@ export const databaseName = (userId: string) => `shelf-${userId}`;
  * connection behind our back (Safari does this to background tabs; storage eviction does it too).
  */
 export function openReplica(userId: string, onClosed: () => void): Promise<ReplicaDB> {
-  return openDB<ShelfDB>(databaseName(userId), 1, {
-    upgrade(db) {
-      db.createObjectStore('materials', { keyPath: 'id' });
-      db.createObjectStore('progress', { keyPath: 'materialId' });
-      db.createObjectStore('attachments', { keyPath: 'id' }).createIndex('materialId', 'materialId');
-      db.createObjectStore('outbox', { keyPath: 'mutationId' });
-      db.createObjectStore('problems', { keyPath: 'key' });
-      db.createObjectStore('meta');
+  return openDB<ShelfDB>(databaseName(userId), 2, {
+    upgrade(db, oldVersion) {
+      if (oldVersion < 1) {
+        db.createObjectStore('materials', { keyPath: 'id' });
+        db.createObjectStore('progress', { keyPath: 'materialId' });
+        db.createObjectStore('attachments', { keyPath: 'id' }).createIndex('materialId', 'materialId');
+        db.createObjectStore('outbox', { keyPath: 'mutationId' });
+        db.createObjectStore('problems', { keyPath: 'key' });
+        db.createObjectStore('meta');
+      }
+      if (oldVersion < 2) db.createObjectStore('journal', { keyPath: 'mutationId' });
     },
     terminated: onClosed,
     // Another context deletes or upgrades the database (a "clear site data", our own logout in

@@ -52,11 +52,15 @@ export async function getLatestCachedVersion(stores: VersionStores, userId: stri
   return { latest: indexedDb ?? local, local, indexedDb, indexedDbLost };
 }
 
-/** True when the server has something the cache lacks (or the database was replaced). */
+/**
+ * True when the server has something the cache lacks, its database was replaced (epoch), or it
+ * is behind the cache: it lost history this device saw (a restored backup), and the sync that
+ * follows sends again what this device holds (ADR 0005).
+ */
 export function shouldRefreshCache(cached: CachedVersion | null, server: CachedVersion): boolean {
   if (cached === null) return true;
   if (cached.epoch !== server.epoch) return true;
-  return server.libraryVersion > cached.libraryVersion;
+  return server.libraryVersion !== cached.libraryVersion;
 }
 
 /** Records a version in both places; IndexedDB first, so localStorage never runs ahead of it. */

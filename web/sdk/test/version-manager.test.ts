@@ -51,5 +51,6 @@ describe('version manager', () => {
     expect(shouldRefreshCache({ libraryVersion: 9, epoch: 'e' }, server)).toBe(true);
     expect(shouldRefreshCache({ libraryVersion: 10, epoch: 'e' }, server)).toBe(false);
     expect(shouldRefreshCache({ libraryVersion: 12, epoch: 'old' }, server)).toBe(true);
+    expect(shouldRefreshCache({ libraryVersion: 12, epoch: 'e' }, server)).toBe(true); // a restored server
   });
 });
