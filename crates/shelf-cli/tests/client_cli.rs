@@ -139,7 +139,7 @@ async fn arrives(lines: &mut Lines, id: &str, title: &str) -> Value {
 
 async fn start(backend: Backend) -> (TestDatabase, Serve) {
     let database = TestDatabase::create(backend).await;
-    let serve = Serve::start(&database.url, &["--sse-heartbeat-secs", "1"]).await;
+    let serve = common::serve(&database.url, &["--sse-heartbeat-secs", "1"]).await;
     (database, serve)
 }
 

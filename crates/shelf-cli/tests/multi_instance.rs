@@ -23,7 +23,7 @@ struct Instance {
 }
 
 async fn start_instance(database_url: &str, bus: &str) -> Instance {
-    let serve = common::Serve::start(database_url, &["--bus", bus, "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"]).await;
+    let serve = common::serve(database_url, &["--bus", bus, "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"]).await;
     Instance { api: Api::new(&serve.base), _serve: serve }
 }
 

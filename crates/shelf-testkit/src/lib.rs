@@ -3,7 +3,9 @@
 //! or a fresh PostgreSQL database) so tests never share state.
 
 mod database;
+pub mod faults;
 mod openapi;
+pub mod process;
 pub mod sse;
 
 use std::sync::Arc;
