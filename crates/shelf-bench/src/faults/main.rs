@@ -9,17 +9,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use shelf_testkit::faults::{kill_nine, KillPlan};
+use shelf_testkit::faults::{kill_nine, postgres_restart, FaultPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
 #[derive(Parser)]
-#[command(about = "Fault suite: kill -9 of the server while devices write, checked by a history checker")]
+#[command(about = "Fault suite: kill -9 of the server, PostgreSQL crash-restarts, while devices write; checked by a history checker")]
 struct Args {
     #[arg(long, value_enum, default_value = "both")]
     backend: Which,
     /// SIGKILLs of the server per backend.
     #[arg(long, default_value_t = 100)]
     kills: usize,
+    /// Crash-restarts of a private PostgreSQL under two instances (0: skip that scenario).
+    #[arg(long, default_value_t = 5)]
+    postgres_restarts: usize,
     /// Devices of the first user (a second user writes too, for isolation).
     #[arg(long, default_value_t = 4)]
     devices: usize,
@@ -51,16 +54,26 @@ async fn main() -> anyhow::Result<ExitCode> {
         Which::Postgres => vec![Backend::Postgres],
         Which::Both => vec![Backend::Sqlite, Backend::Postgres],
     };
-    let plan = KillPlan { kills: args.kills, devices: args.devices, interval: Duration::from_millis(args.interval_ms) };
-    let mut clean = true;
+    let interval = Duration::from_millis(args.interval_ms);
+    let mut reports = Vec::new();
     for backend in backends {
         let database = TestDatabase::create(backend).await;
+        let plan = FaultPlan { faults: args.kills, devices: args.devices, interval };
         let report = kill_nine(&bin, &database, &plan).await;
-        println!("{}", report.summary(&format!("{backend:?}").to_lowercase()));
-        for anomaly in report.verdict.anomalies.iter().take(20) {
-            println!("  anomaly: {anomaly}");
-        }
-        clean &= report.verdict.anomalies.is_empty();
+        reports.push(print(report, &format!("{backend:?}").to_lowercase()));
     }
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if args.postgres_restarts > 0 {
+        let plan = FaultPlan { faults: args.postgres_restarts, devices: args.devices, interval: interval * 4 };
+        reports.push(print(postgres_restart(&bin, &plan).await, "two instances, --bus postgres"));
+    }
+    Ok(if reports.iter().all(|clean| *clean) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Prints a report's line and its first anomalies; true when it is clean.
+fn print(report: shelf_testkit::faults::FaultReport, what: &str) -> bool {
+    println!("{}", report.summary(what));
+    for anomaly in report.verdict.anomalies.iter().take(20) {
+        println!("  anomaly: {anomaly}");
+    }
+    report.verdict.anomalies.is_empty() && (report.scenario == "kill -9" || report.stream_caught_up.is_some())
 }

@@ -1,10 +1,12 @@
 //! The fault suite's scenarios, shared by the `shelf-faults` command (full runs that print
-//! figures) and the tests (short runs that assert no anomaly): a real `shelf serve` process is
-//! killed with SIGKILL and restarted again and again while devices of two users write and read;
-//! then every device pulls to the end and [`history::check`] judges what was recorded.
+//! figures) and the tests (short runs that assert no anomaly). Devices of two users write and
+//! read through real `shelf serve` processes while a fault is injected again and again (the
+//! server killed with SIGKILL; PostgreSQL crashed and restarted under two instances); then every
+//! device pulls to the end and [`history::check`] judges what was recorded.
 
 mod device;
 pub mod history;
+mod postgres;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,130 +15,242 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::process::Serve;
-use crate::{Api, TestDatabase};
+use crate::{Api, SseReader, TestDatabase};
 use device::Device;
 use history::{check, ServerState, Verdict};
+pub use postgres::PrivatePostgres;
 
 /// How hard to push.
 #[derive(Debug, Clone)]
-pub struct KillPlan {
-    pub kills: usize,
+pub struct FaultPlan {
+    /// How many times the fault is injected.
+    pub faults: usize,
     /// Devices of the first user; the second user always has one (isolation).
     pub devices: usize,
-    /// Mean time between a restart and the next kill.
+    /// Mean time between recovering from one fault and the next.
     pub interval: Duration,
 }
 
 /// What a run did and what the checker found.
 #[derive(Debug)]
-pub struct KillReport {
-    pub kills: usize,
+pub struct FaultReport {
+    pub scenario: &'static str,
+    pub faults: usize,
     pub elapsed: Duration,
-    /// Requests that failed while the server was down and were sent again.
+    /// Requests that failed while something was down and were sent again.
     pub retries: u64,
     /// Writes answered only after more than one attempt (their first answer was lost).
     pub retried_writes: usize,
-    /// Of those, the ones the server had applied before it died (receipt `duplicate`).
+    /// Of those, the ones the server had applied before the answer was lost (`duplicate`).
     pub duplicates: usize,
     pub final_versions: Vec<i64>,
-    /// Mean time from SIGKILL to the restarted server printing its address.
-    pub mean_restart: Duration,
+    /// Mean time for the fault and the recovery (kill → ready, or PostgreSQL restart).
+    pub mean_recovery: Duration,
+    /// For scenarios with a live stream: the time from the last write until the stream on the
+    /// other instance showed the final version.
+    pub stream_caught_up: Option<Duration>,
     pub verdict: Verdict,
 }
 
-/// Kills and restarts `shelf serve` (the binary `bin`, over `database`) `plan.kills` times while
-/// devices write and read; returns the figures and the checker's verdict.
-pub async fn kill_nine(bin: &Path, database: &TestDatabase, plan: &KillPlan) -> KillReport {
+/// Kills and restarts `shelf serve` (the binary `bin`, over `database`) `plan.faults` times.
+pub async fn kill_nine(bin: &Path, database: &TestDatabase, plan: &FaultPlan) -> FaultReport {
     let mut serve = Serve::start(bin, &database.url, &[]).await;
-    let api = Api::new(&serve.base);
-    let mut devices = Vec::new();
-    for (user, count) in [(0, plan.devices), (1, 1)] {
-        let first = api.user().await;
-        devices.push(Device::new(devices.len(), user, &serve.base, &first.token));
-        for _ in 1..count {
-            let login = api.login(&first, &format!("device {}", devices.len())).await;
-            devices.push(Device::new(devices.len(), user, &serve.base, login.body["token"].as_str().unwrap_or_default()));
-        }
-    }
-
-    let started = Instant::now();
-    let running = Arc::new(AtomicBool::new(true));
-    let tasks: Vec<_> = devices
-        .into_iter()
-        .map(|mut device| {
-            let running = running.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while running.load(Ordering::Relaxed) {
-                    // Mostly writes, a read every few, studies once the device owns materials.
-                    match n % 5 {
-                        4 => device.read().await,
-                        k => device.write(k % 2 == 1).await,
-                    }
-                    n += 1;
-                }
-                device
-            })
-        })
-        .collect();
-
-    let mut restarts = Duration::ZERO;
-    for k in 0..plan.kills {
-        // Spread kills over the interval, deterministically (no RNG needed to vary the phase).
-        let jitter = (k as u64 * 7919) % (plan.interval.as_millis() as u64 + 1);
-        tokio::time::sleep(plan.interval / 2 + Duration::from_millis(jitter)).await;
+    let devices = enlist(&[serve.base.clone()], plan.devices).await;
+    let run = Running::start(devices);
+    let mut recovery = Duration::ZERO;
+    for k in 0..plan.faults {
+        tokio::time::sleep(pause(plan, k)).await;
         let killed = Instant::now();
         serve.restart().await;
-        restarts += killed.elapsed();
+        recovery += killed.elapsed();
     }
-    running.store(false, Ordering::Relaxed);
-    let mut devices = Vec::new();
-    for task in tasks {
-        devices.push(task.await.expect("a device task panicked"));
-    }
-    let elapsed = started.elapsed();
+    let (devices, elapsed) = run.stop().await;
+    let report = judge(devices, &serve.base).await;
+    serve.stop().await;
+    report.finish("kill -9", plan.faults, elapsed, recovery, None)
+}
 
-    // Every device pulls to the end; the server's state is a fresh pull from 0 per user.
+/// Two instances on a private PostgreSQL fanning out through `--bus postgres`; PostgreSQL is
+/// crashed and restarted `plan.faults` times while devices write through both instances and a
+/// stream listens on the second. The instances must recover by themselves and the stream resume.
+pub async fn postgres_restart(bin: &Path, plan: &FaultPlan) -> FaultReport {
+    let cluster = PrivatePostgres::start().await;
+    let flags = ["--bus", "postgres", "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"];
+    let one = Serve::start(bin, &cluster.url(), &flags).await;
+    let two = Serve::start(bin, &cluster.url(), &flags).await;
+    let devices = enlist(&[one.base.clone(), two.base.clone()], plan.devices).await;
+    let seen: Seen = Arc::new(std::sync::Mutex::new((0, Instant::now())));
+    let listener = listen(&two.base, devices[0].token(), seen.clone());
+    let run = Running::start(devices);
+    let mut recovery = Duration::ZERO;
+    for k in 0..plan.faults {
+        tokio::time::sleep(pause(plan, k)).await;
+        let crashed = Instant::now();
+        cluster.crash_restart().await;
+        recovery += crashed.elapsed();
+    }
+    let (devices, elapsed) = run.stop().await;
+    let written = Instant::now();
+    let report = judge(devices, &one.base).await;
+    let target = report.servers.first().map_or(0, |s| s.library_version);
+    let reached = || seen.lock().ok().filter(|s| s.0 >= target).map(|s| s.1.saturating_duration_since(written));
+    while reached().is_none() && written.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let caught_up = reached();
+    listener.abort();
+    report.finish("postgres crash-restart", plan.faults, elapsed, recovery, caught_up)
+}
+
+/// Spreads the faults over the interval, deterministically (the phase varies without an RNG).
+fn pause(plan: &FaultPlan, k: usize) -> Duration {
+    let jitter = (k as u64 * 7919) % (plan.interval.as_millis() as u64 + 1);
+    plan.interval / 2 + Duration::from_millis(jitter)
+}
+
+/// Registers two users and logs in their devices, spread over the instances at `bases`.
+async fn enlist(bases: &[String], devices: usize) -> Vec<Device> {
+    let api = Api::new(&bases[0]);
+    let mut enlisted = Vec::new();
+    for (user, count) in [(0, devices), (1, 1)] {
+        let first = api.user().await;
+        for k in 0..count {
+            let base = &bases[enlisted.len() % bases.len()];
+            let token = match k {
+                0 => first.token.clone(),
+                _ => api.login(&first, &format!("device {}", enlisted.len())).await.body["token"].as_str().unwrap_or_default().to_owned(),
+            };
+            enlisted.push(Device::new(enlisted.len(), user, base, &token));
+        }
+    }
+    enlisted
+}
+
+/// The highest version a stream announced, and when.
+type Seen = Arc<std::sync::Mutex<(i64, Instant)>>;
+
+/// Follows the first user's stream on `base`, as a client would: reconnecting with
+/// `Last-Event-ID` whenever it ends or cannot open (while PostgreSQL is down).
+fn listen(base: &str, token: &str, seen: Seen) -> tokio::task::JoinHandle<()> {
+    let (api, token) = (Api::new(base), token.to_owned());
+    tokio::spawn(async move {
+        loop {
+            let last = seen.lock().map(|s| s.0).unwrap_or(0);
+            let request = api.client.get(api.url("/api/library-version-events")).bearer_auth(&token).header("last-event-id", last.to_string());
+            if let Ok(response) = request.send().await {
+                let mut stream = SseReader::new(response);
+                while let Some(event) = stream.next_event(Duration::from_secs(5)).await {
+                    if let (Some(version), Ok(mut seen)) = (event.json()["libraryVersion"].as_i64(), seen.lock()) {
+                        if version > seen.0 {
+                            *seen = (version, Instant::now());
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The devices at work, each in its own task.
+struct Running {
+    flag: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Device>>,
+    started: Instant,
+}
+
+impl Running {
+    fn start(devices: Vec<Device>) -> Self {
+        let flag = Arc::new(AtomicBool::new(true));
+        let tasks = devices
+            .into_iter()
+            .map(|mut device| {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while flag.load(Ordering::Relaxed) {
+                        // Mostly writes, a read every few, studies once the device owns materials.
+                        match n % 5 {
+                            4 => device.read().await,
+                            k => device.write(k % 2 == 1).await,
+                        }
+                        n += 1;
+                    }
+                    device
+                })
+            })
+            .collect();
+        Self { flag, tasks, started: Instant::now() }
+    }
+
+    async fn stop(self) -> (Vec<Device>, Duration) {
+        self.flag.store(false, Ordering::Relaxed);
+        let mut devices = Vec::new();
+        for task in self.tasks {
+            devices.push(task.await.expect("a device task panicked"));
+        }
+        (devices, self.started.elapsed())
+    }
+}
+
+/// The checker's inputs and verdict.
+struct Judged {
+    devices: Vec<Device>,
+    servers: Vec<ServerState>,
+    verdict: Verdict,
+}
+
+/// Every device pulls to the end; each user's library on the server is a fresh pull from 0.
+async fn judge(mut devices: Vec<Device>, base: &str) -> Judged {
     let mut finals = HashMap::new();
-    let mut servers = Vec::new();
     for device in &mut devices {
         device.read().await;
         finals.insert(device.index, device.replica.clone());
     }
+    let mut servers = Vec::new();
     for user in [0, 1] {
         let Some(any) = devices.iter().find(|d| d.user == user) else { continue };
-        let mut reader = Device::new(usize::MAX, user, &serve.base, any.token());
+        let mut reader = Device::new(usize::MAX, user, base, any.token());
         reader.read().await;
         servers.push(ServerState { user, library_version: reader.cursor, library: reader.replica });
     }
-    serve.stop().await;
-
-    let writes = || devices.iter().flat_map(|d| d.ops.iter()).filter_map(|op| if let history::Op::Write(w) = op { Some(w) } else { None });
-    let retried_writes = writes().filter(|w| w.attempts > 1).count();
-    let duplicates = writes().filter(|w| w.status == "duplicate").count();
-    let retries = devices.iter().map(|d| d.retries).sum();
     let logs: Vec<_> = devices.iter().map(|d| (d.index, d.user, d.ops.clone())).collect();
     let verdict = check(&logs, &servers, &finals);
-    KillReport {
-        kills: plan.kills,
-        elapsed,
-        retries,
-        retried_writes,
-        duplicates,
-        final_versions: servers.iter().map(|s| s.library_version).collect(),
-        mean_restart: restarts / plan.kills.max(1) as u32,
-        verdict,
+    Judged { devices, servers, verdict }
+}
+
+impl Judged {
+    fn finish(self, scenario: &'static str, faults: usize, elapsed: Duration, recovery: Duration, stream_caught_up: Option<Duration>) -> FaultReport {
+        let writes = || self.devices.iter().flat_map(|d| d.ops.iter()).filter_map(|op| if let history::Op::Write(w) = op { Some(w) } else { None });
+        FaultReport {
+            scenario,
+            faults,
+            elapsed,
+            retries: self.devices.iter().map(|d| d.retries).sum(),
+            retried_writes: writes().filter(|w| w.attempts > 1).count(),
+            duplicates: writes().filter(|w| w.status == "duplicate").count(),
+            final_versions: self.servers.iter().map(|s| s.library_version).collect(),
+            mean_recovery: recovery / faults.max(1) as u32,
+            stream_caught_up,
+            verdict: self.verdict,
+        }
     }
 }
 
-impl KillReport {
+impl FaultReport {
     /// One line of figures.
     pub fn summary(&self, backend: &str) -> String {
+        let stream = match (self.scenario, self.stream_caught_up) {
+            ("kill -9", _) => String::new(),
+            (_, Some(took)) => format!("; the stream on the other instance reached the final version {:.0} ms after the last write", took.as_secs_f64() * 1000.0),
+            (_, None) => "; the stream on the other instance NEVER reached the final version".to_owned(),
+        };
         format!(
-            "kill -9 {backend}: {} kills in {:.1} s (restart {:.0} ms mean); {} acknowledged writes ({} answered only on a retry, {} of them already applied), {} retried requests; final versions {:?}; history: {} operations ({} pages) checked, {} anomalies",
-            self.kills,
+            "{} {backend}: {} faults in {:.1} s (recovery {:.0} ms mean); {} acknowledged writes ({} answered only on a retry, {} of them already applied), {} retried requests; final versions {:?}{stream}; history: {} operations ({} pages) checked, {} anomalies",
+            self.scenario,
+            self.faults,
             self.elapsed.as_secs_f64(),
-            self.mean_restart.as_secs_f64() * 1000.0,
+            self.mean_recovery.as_secs_f64() * 1000.0,
             self.verdict.writes,
             self.retried_writes,
             self.duplicates,
