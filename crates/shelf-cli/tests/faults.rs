@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use shelf_testkit::faults::{kill_nine, postgres_restart, FaultPlan};
+use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, FaultPlan, StormPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
 shelf_testkit::on_every_backend!(fs1_kill_9_while_devices_write_loses_nothing);
@@ -33,4 +33,17 @@ async fn fs2_postgres_crash_restart_under_two_instances() {
     assert!(report.verdict.anomalies.is_empty(), "{:#?}", report.verdict.anomalies);
     assert!(report.stream_caught_up.is_some(), "the stream resumed: {report:?}");
     assert!(report.retries > 0, "the crashes were felt: {report:?}");
+}
+
+/// A small reconnect storm: 500 streams dropped at once by a kill -9 all reach the version written
+/// after the restart, and the server stays up (the 10,000-stream figure: `shelf-faults --storm`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs3_a_reconnect_storm_reaches_the_new_version_everywhere() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let plan = StormPlan { users: 10, streams_per_user: 50, base: Duration::from_millis(200), cap: Duration::from_secs(2) };
+    let report = reconnect_storm(env!("CARGO_BIN_EXE_shelf").as_ref(), &database, &plan).await;
+    println!("{}", report.summary());
+    assert_eq!(report.behind, 0, "{report:?}");
+    assert!(report.server_stayed_up, "{report:?}");
+    assert!(report.attempts >= 2 * report.streams as u64, "every stream reconnected: {report:?}");
 }

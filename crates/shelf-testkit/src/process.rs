@@ -32,6 +32,11 @@ impl Serve {
         Self { base, bin: bin.to_owned(), database_url: database_url.to_owned(), extra, data, child: Some(child) }
     }
 
+    /// Whether the process is still running (it did not exit or crash by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Kills the process (SIGKILL): the server is simply gone.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

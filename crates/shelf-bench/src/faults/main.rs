@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use shelf_testkit::faults::{kill_nine, postgres_restart, FaultPlan};
+use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, FaultPlan, StormPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
 #[derive(Parser)]
@@ -29,6 +29,9 @@ struct Args {
     /// Mean milliseconds between a restart and the next kill.
     #[arg(long, default_value_t = 300)]
     interval_ms: u64,
+    /// Streams of the reconnect storm (0: skip it); 100 per user.
+    #[arg(long, default_value_t = 10_000)]
+    storm_streams: usize,
     /// The `shelf` binary; default: next to this one.
     #[arg(long)]
     shelf_bin: Option<PathBuf>,
@@ -65,6 +68,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     if args.postgres_restarts > 0 {
         let plan = FaultPlan { faults: args.postgres_restarts, devices: args.devices, interval: interval * 4 };
         reports.push(print(postgres_restart(&bin, &plan).await, "two instances, --bus postgres"));
+    }
+    if args.storm_streams > 0 {
+        let database = TestDatabase::create(Backend::Sqlite).await;
+        let users = args.storm_streams.div_ceil(100);
+        let plan = StormPlan { users, streams_per_user: 100, base: Duration::from_millis(500), cap: Duration::from_secs(5) };
+        let report = reconnect_storm(&bin, &database, &plan).await;
+        println!("{}", report.summary());
+        reports.push(report.behind == 0 && report.server_stayed_up);
     }
     Ok(if reports.iter().all(|clean| *clean) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

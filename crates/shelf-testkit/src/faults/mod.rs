@@ -7,6 +7,7 @@
 mod device;
 pub mod history;
 mod postgres;
+mod storm;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::{Api, SseReader, TestDatabase};
 use device::Device;
 use history::{check, ServerState, Verdict};
 pub use postgres::PrivatePostgres;
+pub use storm::{reconnect_storm, StormPlan, StormReport};
 
 /// How hard to push.
 #[derive(Debug, Clone)]
