@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use database::{postgres_admin_url, Backend, TestDatabase};
-pub use openapi::{openapi_operations, Operation};
+pub use openapi::{fill_path, openapi_operations, Operation};
 pub use sse::{SseEvent, SseReader};
 
 /// An HTTP client for one Shelf server, with one method per verb. Works against any server,

@@ -20,16 +20,17 @@ impl Operation {
     /// The path with each parameter filled with a value of the right shape (a fresh UUID, or 64
     /// hex digits for a SHA-256) that names nothing that exists.
     pub fn example_path(&self) -> String {
-        fill(&self.path, |name| if name == "sha256" { "ab".repeat(32) } else { uuid::Uuid::new_v4().to_string() })
+        fill_path(&self.path, |name| if name == "sha256" { "ab".repeat(32) } else { uuid::Uuid::new_v4().to_string() })
     }
 
     /// The path with every parameter replaced by `value`.
     pub fn path_with(&self, value: &str) -> String {
-        fill(&self.path, |_| value.to_owned())
+        fill_path(&self.path, |_| value.to_owned())
     }
 }
 
-fn fill(template: &str, mut value: impl FnMut(&str) -> String) -> String {
+/// `template` with each `{name}` replaced by `value(name)`.
+pub fn fill_path(template: &str, mut value: impl FnMut(&str) -> String) -> String {
     let mut path = String::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {

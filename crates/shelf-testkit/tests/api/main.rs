@@ -11,6 +11,7 @@ mod concurrency;
 mod edges;
 mod feed;
 mod isolation;
+mod isolation_random;
 mod limits;
 mod materials;
 mod origins;
