@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, FaultPlan, StormPlan};
+use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, redis_restart, FaultPlan, StormPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
 shelf_testkit::on_every_backend!(fs1_kill_9_while_devices_write_loses_nothing);
@@ -33,6 +33,18 @@ async fn fs2_postgres_crash_restart_under_two_instances() {
     assert!(report.verdict.anomalies.is_empty(), "{:#?}", report.verdict.anomalies);
     assert!(report.stream_caught_up.is_some(), "the stream resumed: {report:?}");
     assert!(report.retries > 0, "the crashes were felt: {report:?}");
+}
+
+/// Two instances fanning out through a private Redis that is killed and started twice: nothing is
+/// missed in the end (the stream on the second instance reaches the final version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs4_redis_restarts_under_two_instances_miss_nothing() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let plan = FaultPlan { faults: 2, devices: 3, interval: Duration::from_millis(400) };
+    let report = redis_restart(env!("CARGO_BIN_EXE_shelf").as_ref(), &database, &plan).await;
+    println!("{}", report.summary("postgres"));
+    assert!(report.verdict.anomalies.is_empty(), "{:#?}", report.verdict.anomalies);
+    assert!(report.stream_caught_up.is_some(), "nothing missed: {report:?}");
 }
 
 /// A small reconnect storm: 500 streams dropped at once by a kill -9 all reach the version written

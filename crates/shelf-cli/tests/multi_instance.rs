@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use shelf_testkit::faults::PrivateRedis;
 use shelf_testkit::{Api, Backend, SseReader, TestDatabase};
 use sqlx::Connection;
-use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -25,44 +24,6 @@ struct Instance {
 async fn start_instance(database_url: &str, bus: &str) -> Instance {
     let serve = common::serve(database_url, &["--bus", bus, "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"]).await;
     Instance { api: Api::new(&serve.base), _serve: serve }
-}
-
-/// A private redis-server on a free port, so stopping it affects no one else.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed");
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < WAIT, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { port, child: Some(child) }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-            child.wait().await.unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn user(api: &Api) -> String {
@@ -148,7 +109,7 @@ async fn rt9_postgres_bus_fans_out_and_recovers_a_dropped_listen_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
     let database = TestDatabase::create(Backend::Postgres).await;
-    let mut redis = RedisServer::start(free_port()).await;
+    let mut redis = PrivateRedis::start().await;
     let one = start_instance(&database.url, &redis.url()).await;
     let two = start_instance(&database.url, &redis.url()).await;
     let token = user(&one.api).await;
@@ -169,7 +130,7 @@ async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
     assert_eq!(bus_status(&two.api).await, "degraded");
 
     let port = redis.port;
-    let _redis = RedisServer::start(port).await;
+    let _redis = PrivateRedis::start_on(port).await;
     let started = Instant::now();
     while bus_status(&two.api).await != "healthy" {
         assert!(started.elapsed() < WAIT, "instance 2 reconnects to Redis");

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, FaultPlan, StormPlan};
+use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, redis_restart, FaultPlan, StormPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
 #[derive(Parser)]
@@ -20,7 +20,8 @@ struct Args {
     /// SIGKILLs of the server per backend.
     #[arg(long, default_value_t = 100)]
     kills: usize,
-    /// Crash-restarts of a private PostgreSQL under two instances (0: skip that scenario).
+    /// Crash-restarts of a private PostgreSQL, and restarts of a private Redis, under two
+    /// instances (0: skip those scenarios).
     #[arg(long, default_value_t = 5)]
     postgres_restarts: usize,
     /// Devices of the first user (a second user writes too, for isolation).
@@ -68,6 +69,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     if args.postgres_restarts > 0 {
         let plan = FaultPlan { faults: args.postgres_restarts, devices: args.devices, interval: interval * 4 };
         reports.push(print(postgres_restart(&bin, &plan).await, "two instances, --bus postgres"));
+        let database = TestDatabase::create(Backend::Postgres).await;
+        reports.push(print(redis_restart(&bin, &database, &plan).await, "two instances, --bus redis"));
     }
     if args.storm_streams > 0 {
         let database = TestDatabase::create(Backend::Sqlite).await;

@@ -7,6 +7,7 @@
 mod device;
 pub mod history;
 mod postgres;
+mod redis;
 mod storm;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use crate::{Api, SseReader, TestDatabase};
 use device::Device;
 use history::{check, ServerState, Verdict};
 pub use postgres::PrivatePostgres;
+pub use redis::PrivateRedis;
 pub use storm::{reconnect_storm, StormPlan, StormReport};
 
 /// How hard to push.
@@ -78,8 +80,33 @@ pub async fn kill_nine(bin: &Path, database: &TestDatabase, plan: &FaultPlan) ->
 pub async fn postgres_restart(bin: &Path, plan: &FaultPlan) -> FaultReport {
     let cluster = PrivatePostgres::start().await;
     let flags = ["--bus", "postgres", "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"];
-    let one = Serve::start(bin, &cluster.url(), &flags).await;
-    let two = Serve::start(bin, &cluster.url(), &flags).await;
+    two_instances("postgres crash-restart", bin, &cluster.url(), &flags, plan, || async { cluster.crash_restart().await }).await
+}
+
+/// Two instances on one PostgreSQL database fanning out through a private Redis, which is killed
+/// and started again `plan.faults` times: nothing is missed in the end.
+pub async fn redis_restart(bin: &Path, database: &TestDatabase, plan: &FaultPlan) -> FaultReport {
+    let redis = tokio::sync::Mutex::new(PrivateRedis::start().await);
+    let url = redis.lock().await.url();
+    let flags = ["--bus", &url, "--bus-poll-millis", "200", "--sse-heartbeat-secs", "1"];
+    two_instances("redis restart", bin, &database.url, &flags, plan, || async {
+        let mut redis = redis.lock().await;
+        redis.stop().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        *redis = PrivateRedis::start_on(redis.port).await;
+    })
+    .await
+}
+
+/// Devices write through two instances over `database_url` while `fault` runs `plan.faults`
+/// times; a stream on the second instance must reach the final version.
+async fn two_instances<F, Fut>(scenario: &'static str, bin: &Path, database_url: &str, flags: &[&str], plan: &FaultPlan, fault: F) -> FaultReport
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let one = Serve::start(bin, database_url, flags).await;
+    let two = Serve::start(bin, database_url, flags).await;
     let devices = enlist(&[one.base.clone(), two.base.clone()], plan.devices).await;
     let seen: Seen = Arc::new(std::sync::Mutex::new((0, Instant::now())));
     let listener = listen(&two.base, devices[0].token(), seen.clone());
@@ -87,9 +114,9 @@ pub async fn postgres_restart(bin: &Path, plan: &FaultPlan) -> FaultReport {
     let mut recovery = Duration::ZERO;
     for k in 0..plan.faults {
         tokio::time::sleep(pause(plan, k)).await;
-        let crashed = Instant::now();
-        cluster.crash_restart().await;
-        recovery += crashed.elapsed();
+        let started = Instant::now();
+        fault().await;
+        recovery += started.elapsed();
     }
     let (devices, elapsed) = run.stop().await;
     let written = Instant::now();
@@ -101,7 +128,7 @@ pub async fn postgres_restart(bin: &Path, plan: &FaultPlan) -> FaultReport {
     }
     let caught_up = reached();
     listener.abort();
-    report.finish("postgres crash-restart", plan.faults, elapsed, recovery, caught_up)
+    report.finish(scenario, plan.faults, elapsed, recovery, caught_up)
 }
 
 /// Spreads the faults over the interval, deterministically (the phase varies without an RNG).
