@@ -10,17 +10,20 @@
 mod blobs;
 mod client_sync;
 
+mod which;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use which::Which;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use shelf_core::{truncate_to_micros, LibraryMutation, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
 use shelf_server::service::rate_limits::RateLimits;
 use shelf_server::ServerSettings;
-use shelf_testkit::{Backend, TestServer, TestUser};
+use shelf_testkit::{TestServer, TestUser};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of the Shelf server spine; prints numbers")]
@@ -50,24 +53,13 @@ struct Args {
     blob_mib: Option<usize>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Which {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(mib) = args.blob_mib {
         return blobs::run(mib, std::env::var("SHELF_TEST_S3_ENDPOINT").is_ok()).await;
     }
-    let backends = match args.backend {
-        Which::Sqlite => vec![Backend::Sqlite],
-        Which::Postgres => vec![Backend::Postgres],
-        Which::Both => vec![Backend::Sqlite, Backend::Postgres],
-    };
+    let backends = args.backend.backends();
     if args.client_sync {
         return client_sync::run(&backends, args.library_size).await;
     }

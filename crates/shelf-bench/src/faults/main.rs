@@ -4,11 +4,15 @@
 //!
 //! Build both binaries first: `cargo build --release -p shelf-cli -p shelf-bench`.
 
+#[path = "../which.rs"]
+mod which;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use which::Which;
 use shelf_testkit::faults::{kill_nine, postgres_restart, reconnect_storm, redis_restart, FaultPlan, StormPlan};
 use shelf_testkit::{Backend, TestDatabase};
 
@@ -38,13 +42,6 @@ struct Args {
     shelf_bin: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Which {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
@@ -53,11 +50,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => std::env::current_exe()?.with_file_name("shelf"),
     };
     anyhow::ensure!(bin.exists(), "no shelf binary at {} (cargo build -p shelf-cli, or --shelf-bin)", bin.display());
-    let backends = match args.backend {
-        Which::Sqlite => vec![Backend::Sqlite],
-        Which::Postgres => vec![Backend::Postgres],
-        Which::Both => vec![Backend::Sqlite, Backend::Postgres],
-    };
+    let backends = args.backend.backends();
     let interval = Duration::from_millis(args.interval_ms);
     let mut reports = Vec::new();
     for backend in backends {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::Xorshift;
 use crate::process::Serve;
 use crate::{Api, SseReader, TestDatabase};
 
@@ -115,7 +116,7 @@ async fn wait_until(shared: &Shared, target: impl Fn(usize) -> i64, limit: Durat
 
 /// One client's stream: reconnects after `random(0, min(cap, base · 2^n))`, n counting failures.
 async fn follow(client: reqwest::Client, base: String, token: String, index: usize, shared: Arc<Shared>, plan: StormPlan) {
-    let mut random = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
+    let mut random = Xorshift::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
     let mut failures = 0u32;
     loop {
         shared.attempts.fetch_add(1, Ordering::Relaxed);
@@ -138,17 +139,5 @@ async fn follow(client: reqwest::Client, base: String, token: String, index: usi
         }
         let ceiling = plan.cap.min(plan.base.saturating_mul(1 << failures.min(16)));
         tokio::time::sleep(ceiling.mul_f64(random.unit())).await;
-    }
-}
-
-/// A tiny deterministic generator: the jitter needs spread, not quality.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -6,6 +6,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use shelf_testkit::faults::Xorshift;
 use shelf_testkit::{Backend, Operation, TestServer, TestUser};
 
 use crate::attachments::{content, upload};
@@ -95,17 +96,6 @@ async fn snapshot(server: &TestServer, owned: &Owned) -> Vec<Value> {
     all
 }
 
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 as usize
-    }
-}
-
 fn random_body(random: &mut Xorshift, victim: &Owned) -> Value {
     let bodies = [
         json!({}),
@@ -113,10 +103,10 @@ fn random_body(random: &mut Xorshift, victim: &Owned) -> Value {
         json!({"percentComplete": 1}),
         json!({"sha256": victim.blobs[0], "filename": "x.pdf", "contentType": "application/pdf", "size": 5000}),
         json!({"resolution": "device"}),
-        json!({"mutations": [{"type": "material.update", "mutationId": random.next() as i64 & 0xffff, "id": victim.materials[0], "baseVersion": 1, "data": {"title": "taken"}}]}),
-        json!({"mutations": [{"type": "attachment.remove", "mutationId": random.next() as i64 & 0xffff, "id": victim.materials[1], "baseVersion": 1, "data": {"attachmentId": victim.attachments[0]}}]}),
+        json!({"mutations": [{"type": "material.update", "mutationId": random.below(0xffff) as i64, "id": victim.materials[0], "baseVersion": 1, "data": {"title": "taken"}}]}),
+        json!({"mutations": [{"type": "attachment.remove", "mutationId": random.below(0xffff) as i64, "id": victim.materials[1], "baseVersion": 1, "data": {"attachmentId": victim.attachments[0]}}]}),
     ];
-    bodies[random.next() % bodies.len()].clone()
+    bodies[random.below(bodies.len())].clone()
 }
 
 async fn iso2_random_requests_with_other_users_ids_leak_nothing(backend: Backend) {
@@ -131,13 +121,13 @@ async fn iso2_random_requests_with_other_users_ids_leak_nothing(backend: Backend
         .into_iter()
         .filter(|op| op.secured && !op.path.ends_with("-ws") && !op.path.ends_with("/logout") && op.path != "/api/library-version-events")
         .collect();
-    let mut random = Xorshift(0x5EED_1234_ABCD_0001);
+    let mut random = Xorshift::new(0x5EED_1234_ABCD_0001);
     let mut refused = 0;
     for round in 0..400 {
-        let attacker = &users[random.next() % users.len()];
-        let victim = &users[(users.iter().position(|u| std::ptr::eq(u, attacker)).unwrap() + 1 + random.next() % (users.len() - 1)) % users.len()];
-        let op = &operations[random.next() % operations.len()];
-        let pick = random.next();
+        let attacker = &users[random.below(users.len())];
+        let victim = &users[(users.iter().position(|u| std::ptr::eq(u, attacker)).unwrap() + 1 + random.below(users.len() - 1)) % users.len()];
+        let op = &operations[random.below(operations.len())];
+        let pick = random.below(usize::MAX);
         let path = shelf_testkit::fill_path(&op.path, |name| victim.value(name, pick));
         let body = matches!(op.method, Method::POST | Method::PUT | Method::PATCH).then(|| random_body(&mut random, victim));
         let reply = server.call(op.method.clone(), &path, Some(&attacker.user.token), body.clone()).await;
