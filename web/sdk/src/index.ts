@@ -14,6 +14,7 @@ export {
   pushNotificationText,
   pushOptedIn,
   pushSupport,
+  pushUser,
   recordPushedVersion,
   rememberPushUser,
   subscribePush,
