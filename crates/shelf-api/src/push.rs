@@ -1,4 +1,4 @@
-//! Web Push: the server's VAPID key and a browser's push subscription (spec WP1–WP3).
+//! Web Push: the server's VAPID key and a browser's push subscription (spec PU1–PU3).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)] // A test suite: a failed unwrap is a failed test.
 
-//! Contract rules for Web Push records (spec WP1–WP5), re-exported through
+//! Contract rules for Web Push records (spec PU1–PU5), re-exported through
 //! [`crate::contract`] so [`contract_tests!`](crate::contract_tests) runs them on every backend.
 
 use std::sync::Arc;
@@ -45,16 +45,16 @@ fn subscription(user: UserId, device: DeviceId, endpoint: &str) -> NewPushSubscr
     }
 }
 
-/// WP1: one VAPID key per database; the first stored wins, later candidates get it back.
-pub async fn wp1_the_first_vapid_key_stored_wins(store: &dyn Store) {
+/// PU1: one VAPID key per database; the first stored wins, later candidates get it back.
+pub async fn pu1_the_first_vapid_key_stored_wins(store: &dyn Store) {
     let first = store.vapid_private_key(&[1; 32], now()).await.unwrap();
     assert_eq!(first, vec![1; 32]);
     assert_eq!(store.vapid_private_key(&[2; 32], now()).await.unwrap(), vec![1; 32]);
 }
 
-/// WP2: a subscription belongs to one live session of its user, is replaced by the next one
+/// PU2: a subscription belongs to one live session of its user, is replaced by the next one
 /// of that device, and goes with the session; another user can neither add nor remove it.
-pub async fn wp2_subscriptions_live_and_die_with_their_session(store: &dyn Store) {
+pub async fn pu2_subscriptions_live_and_die_with_their_session(store: &dyn Store) {
     let (alice, bob) = (user(store).await, user(store).await);
     let laptop = session(store, alice, Duration::days(1)).await;
     let phone = session(store, alice, Duration::days(1)).await;
@@ -81,9 +81,9 @@ pub async fn wp2_subscriptions_live_and_die_with_their_session(store: &dyn Store
     assert!(store.push_devices(alice).await.unwrap().is_empty(), "revocation removes the subscription");
 }
 
-/// WP3: a version is claimed once per device, never below one already claimed, and only for a
+/// PU3: a version is claimed once per device, never below one already claimed, and only for a
 /// live session without a recently seen stream.
-pub async fn wp3_each_version_is_claimed_once(store: &dyn Store) {
+pub async fn pu3_each_version_is_claimed_once(store: &dyn Store) {
     let alice = user(store).await;
     let laptop = session(store, alice, Duration::days(1)).await;
     let expired = session(store, alice, Duration::seconds(-1)).await;
@@ -105,9 +105,9 @@ pub async fn wp3_each_version_is_claimed_once(store: &dyn Store) {
     assert!(store.claim_push(laptop, LibraryVersion(5), t, since).await.unwrap().is_none());
 }
 
-/// WP4: a device with a stream seen on any instance since the cut-off is no target and cannot
+/// PU4: a device with a stream seen on any instance since the cut-off is no target and cannot
 /// be claimed; clearing that instance's presence (or the cut-off passing it) makes it one again.
-pub async fn wp4_stream_presence_holds_pushes_back(store: &dyn Store) {
+pub async fn pu4_stream_presence_holds_pushes_back(store: &dyn Store) {
     let alice = user(store).await;
     let laptop = session(store, alice, Duration::days(1)).await;
     let revoked = session(store, alice, Duration::days(1)).await;
@@ -128,8 +128,8 @@ pub async fn wp4_stream_presence_holds_pushes_back(store: &dyn Store) {
     assert!(store.claim_push(laptop, LibraryVersion(2), t, since).await.unwrap().is_some());
 }
 
-/// WP3: instances racing to claim the same versions: each version is won by exactly one.
-pub async fn wp3_racing_claims_are_won_once(store: Arc<dyn Store>) {
+/// PU3: instances racing to claim the same versions: each version is won by exactly one.
+pub async fn pu3_racing_claims_are_won_once(store: Arc<dyn Store>) {
     let alice = user(store.as_ref()).await;
     let laptop = session(store.as_ref(), alice, Duration::days(1)).await;
     store.put_push_subscription(&subscription(alice, laptop, "https://push.example/a")).await.unwrap();

@@ -83,7 +83,7 @@ pub trait Store: Send + Sync + 'static {
     /// session is live. A ticket can be consumed at most once, even by concurrent requests.
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
 
-    // --- web push (spec WP1–WP5) ---------------------------------------------------------------
+    // --- web push (spec PU1–PU5) ---------------------------------------------------------------
 
     /// The server's VAPID private key (a P-256 scalar). Stores `candidate` if no key is stored
     /// yet and returns whichever key is stored, so instances starting together agree on one.

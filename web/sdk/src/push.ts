@@ -1,5 +1,5 @@
 /**
- * Web Push in the browser (spec WP1–WP7, ADR 0006): subscribing this device, and what the Service
+ * Web Push in the browser (spec PU1–PU7, ADR 0006): subscribing this device, and what the Service
  * Worker records when a push arrives.
  *
  * A push carries `{libraryVersion, epoch}`: the server's version, not data. The Service Worker

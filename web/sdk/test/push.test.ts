@@ -14,7 +14,7 @@ async function meta(userId: string, key: string): Promise<unknown> {
   }
 }
 
-describe('Web Push records (WP4, the Service Worker side)', () => {
+describe('Web Push records (PU4, the Service Worker side)', () => {
   it('records nothing before a user subscribed', async () => {
     await rememberPushUser(null);
     expect(await recordPushedVersion({ libraryVersion: 3, epoch: 'e' })).toBeNull();

@@ -1,4 +1,4 @@
-//! `GET /api/push/vapid-public-key`, `POST/DELETE /api/push/subscriptions` (spec WP1–WP2).
+//! `GET /api/push/vapid-public-key`, `POST/DELETE /api/push/subscriptions` (spec PU1–PU2).
 
 use axum::extract::State;
 use axum::http::StatusCode;

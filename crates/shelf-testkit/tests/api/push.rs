@@ -1,4 +1,4 @@
-//! Web Push end to end (spec WP1–WP7): a real server pushes to a stand-in push service on
+//! Web Push end to end (spec PU1–PU7): a real server pushes to a stand-in push service on
 //! 127.0.0.1 that checks every request as a real one would and decrypts it as a browser would.
 
 use std::future::Future;
@@ -13,14 +13,14 @@ use shelf_testkit::push::{Answer, BrowserSubscription, PushServiceStandIn, Recei
 use shelf_testkit::{Backend, TestServer, TestUser};
 
 shelf_testkit::on_every_backend!(
-    wp1_the_vapid_public_key_is_public_and_signs_every_push,
-    wp2_subscriptions_are_validated,
-    wp2_subscriptions_go_with_their_device_and_stay_with_their_user,
-    wp4_a_device_with_an_open_stream_gets_no_push,
-    wp5_a_gone_subscription_is_deleted,
-    wp5_retry_after_is_honoured,
-    wp6_a_push_service_that_never_answers_does_not_slow_writes,
-    wp7_a_burst_yields_few_pushes_ending_with_the_final_version,
+    pu1_the_vapid_public_key_is_public_and_signs_every_push,
+    pu2_subscriptions_are_validated,
+    pu2_subscriptions_go_with_their_device_and_stay_with_their_user,
+    pu4_a_device_with_an_open_stream_gets_no_push,
+    pu5_a_gone_subscription_is_deleted,
+    pu5_retry_after_is_honoured,
+    pu6_a_push_service_that_never_answers_does_not_slow_writes,
+    pu7_a_burst_yields_few_pushes_ending_with_the_final_version,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -77,7 +77,7 @@ async fn has_push(server: &TestServer, token: &str, device: &str) -> bool {
     push_flags(server, token).await.iter().any(|(id, push)| id == device && *push)
 }
 
-async fn wp1_the_vapid_public_key_is_public_and_signs_every_push(backend: Backend) {
+async fn pu1_the_vapid_public_key_is_public_and_signs_every_push(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let anonymous = server.client.get(server.url("/api/push/vapid-public-key")).send().await.unwrap();
     let key = shelf_testkit::Api::reply(anonymous).await;
@@ -100,7 +100,7 @@ async fn wp1_the_vapid_public_key_is_public_and_signs_every_push(backend: Backen
     assert_eq!(opened.subject, "mailto:admin@localhost");
 }
 
-async fn wp2_subscriptions_are_validated(backend: Backend) {
+async fn pu2_subscriptions_are_validated(backend: Backend) {
     let (server, service) = start(backend).await;
     let user = server.user().await;
     let good = service.subscription().json();
@@ -137,7 +137,7 @@ async fn wp2_subscriptions_are_validated(backend: Backend) {
     assert!(has_push(&server, &user.token, &user.device_id).await);
 }
 
-async fn wp2_subscriptions_go_with_their_device_and_stay_with_their_user(backend: Backend) {
+async fn pu2_subscriptions_go_with_their_device_and_stay_with_their_user(backend: Backend) {
     let (server, service) = start(backend).await;
     let alice = server.user().await;
     let (phone, phone_id) = device(&server, &alice, "phone").await;
@@ -162,7 +162,7 @@ async fn wp2_subscriptions_go_with_their_device_and_stay_with_their_user(backend
     assert!(server.store.push_devices(user_id).await.unwrap().is_empty());
 }
 
-async fn wp4_a_device_with_an_open_stream_gets_no_push(backend: Backend) {
+async fn pu4_a_device_with_an_open_stream_gets_no_push(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let alice = server.user().await;
     let (phone, phone_id) = device(&server, &alice, "phone").await;
@@ -198,7 +198,7 @@ async fn wp4_a_device_with_an_open_stream_gets_no_push(backend: Backend) {
     }
 }
 
-async fn wp5_a_gone_subscription_is_deleted(backend: Backend) {
+async fn pu5_a_gone_subscription_is_deleted(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let alice = server.user().await;
     let (phone, phone_id) = device(&server, &alice, "phone").await;
@@ -211,7 +211,7 @@ async fn wp5_a_gone_subscription_is_deleted(backend: Backend) {
     assert!(service.next(Duration::from_millis(500)).await.is_none(), "no push to a deleted subscription");
 }
 
-async fn wp5_retry_after_is_honoured(backend: Backend) {
+async fn pu5_retry_after_is_honoured(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let alice = server.user().await;
     let (phone, _) = device(&server, &alice, "phone").await;
@@ -229,7 +229,7 @@ async fn wp5_retry_after_is_honoured(backend: Backend) {
     }
 }
 
-async fn wp6_a_push_service_that_never_answers_does_not_slow_writes(backend: Backend) {
+async fn pu6_a_push_service_that_never_answers_does_not_slow_writes(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let alice = server.user().await;
     let (phone, _) = device(&server, &alice, "phone").await;
@@ -251,7 +251,7 @@ async fn wp6_a_push_service_that_never_answers_does_not_slow_writes(backend: Bac
     assert_eq!(created["libraryVersion"], 7);
 }
 
-async fn wp7_a_burst_yields_few_pushes_ending_with_the_final_version(backend: Backend) {
+async fn pu7_a_burst_yields_few_pushes_ending_with_the_final_version(backend: Backend) {
     let (server, mut service) = start(backend).await;
     let alice = server.user().await;
     let (phone, _) = device(&server, &alice, "phone").await;
@@ -269,6 +269,7 @@ async fn wp7_a_burst_yields_few_pushes_ending_with_the_final_version(backend: Ba
     while versions.last() != Some(&final_version) {
         versions.push(subscription.open(&next_push(&mut service).await).payload["libraryVersion"].as_i64().unwrap());
     }
+    println!("a burst of 20 changes -> pushes of versions {versions:?}");
     assert!(versions.len() <= 3, "20 changes gave {} pushes: {versions:?}", versions.len());
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
 }

@@ -1,5 +1,5 @@
 //! Which push endpoints the server will send to, so a subscription cannot turn it into a
-//! request proxy (spec WP2): `https://` on an allowed host, `http://` only for a loopback host
+//! request proxy (spec PU2): `https://` on an allowed host, `http://` only for a loopback host
 //! the operator listed by name.
 
 use std::net::IpAddr;
@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wp2_hosts_match_exactly_or_below_a_wildcard() {
+    fn pu2_hosts_match_exactly_or_below_a_wildcard() {
         let hosts = AllowedHosts::default();
         for ok in [
             "https://fcm.googleapis.com/fcm/send/abc",
@@ -152,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn wp2_http_only_for_a_loopback_host_listed_by_name() {
+    fn pu2_http_only_for_a_loopback_host_listed_by_name() {
         let local = AllowedHosts::parse("127.0.0.1, [::1], localhost").unwrap();
         assert!(local.check("http://127.0.0.1:9000/push/1").is_ok());
         assert!(local.check("http://[::1]:9000/push/1").is_ok());
@@ -169,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn wp2_keys_are_a_point_and_sixteen_bytes() {
+    fn pu2_keys_are_a_point_and_sixteen_bytes() {
         let point = web_push_native::p256::SecretKey::random(&mut rand::rngs::OsRng).public_key();
         use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
         let encoded = URL_SAFE_NO_PAD.encode(point.to_encoded_point(false).as_bytes());

@@ -1,4 +1,4 @@
-//! Web Push (spec WP1–WP7, ADR 0006): closed apps and background tabs learn that their library
+//! Web Push (spec PU1–PU7, ADR 0006): closed apps and background tabs learn that their library
 //! moved. Everything here runs off the request path.
 //!
 //! - Committed versions reach [`PushService::version_committed`] through [`AnnouncingBus`],

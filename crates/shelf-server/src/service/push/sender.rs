@@ -1,5 +1,5 @@
 //! One push: claim it, encrypt the payload for the subscription (RFC 8291 aes128gcm, by
-//! web-push-native), sign with VAPID (RFC 8292), send, and act on the answer (spec WP5):
+//! web-push-native), sign with VAPID (RFC 8292), send, and act on the answer (spec PU5):
 //! 2xx done; 404/410 the subscription is gone, so it is deleted; 429 and 5xx (and no answer)
 //! are retried with backoff, honouring `Retry-After`; anything else is logged and dropped.
 
@@ -147,7 +147,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wp5_answers_map_to_verdicts() {
+    fn pu5_answers_map_to_verdicts() {
         let ten = HeaderValue::from_static("10");
         assert_eq!(verdict(StatusCode::CREATED, None), Verdict::Delivered);
         assert_eq!(verdict(StatusCode::GONE, None), Verdict::Gone);
@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn wp5_retry_after_as_seconds_or_date_and_backoff_doubles() {
+    fn pu5_retry_after_as_seconds_or_date_and_backoff_doubles() {
         assert_eq!(parse_retry_after(&HeaderValue::from_static("3")), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);

@@ -1,4 +1,4 @@
-//! Subscribing and unsubscribing a device (spec WP2): inputs are checked before anything is
+//! Subscribing and unsubscribing a device (spec PU2): inputs are checked before anything is
 //! stored, so the server never holds an endpoint it would refuse to send to.
 
 use shelf_api::PushSubscriptionRequest;

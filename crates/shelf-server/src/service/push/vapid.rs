@@ -59,7 +59,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wp1_keys_round_trip_through_base64url_and_pem() {
+    fn pu1_keys_round_trip_through_base64url_and_pem() {
         let bytes = VapidKey::generate_private_bytes();
         let key = VapidKey::from_private_bytes(&bytes).unwrap();
         assert_eq!(URL_SAFE_NO_PAD.decode(&key.public_key).unwrap().len(), 65);
