@@ -27,6 +27,9 @@ use shelf_store::Store;
 use tokio::sync::{watch, Notify};
 
 pub use endpoint::AllowedHosts;
+
+/// The least time between two look-ups of push targets (see [`PushService::dispatch`]).
+const DISPATCH_PAUSE: Duration = Duration::from_millis(50);
 pub use vapid::VapidKey;
 
 /// `--vapid-private-key`'s value, kept out of logs.
@@ -162,32 +165,39 @@ impl PushService {
         tokio::join!(self.dispatch(), presence);
     }
 
-    /// Looks up who needs a push for the versions committed since the last look.
+    /// Looks up who needs a push for the versions committed since the last look. Under a stream
+    /// of writes the looks are at least `DISPATCH_PAUSE` apart, so their cost (one query for all
+    /// users written meanwhile) stays bounded however fast the writes come.
     async fn dispatch(self: &Arc<Self>) {
         loop {
             self.wake.notified().await;
-            let batch = std::mem::take(&mut *lock(&self.pending));
-            if batch.is_empty() {
-                continue;
+            self.dispatch_pending().await;
+            tokio::time::sleep(DISPATCH_PAUSE).await;
+        }
+    }
+
+    async fn dispatch_pending(self: &Arc<Self>) {
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if batch.is_empty() {
+            return;
+        }
+        let users: Vec<UserId> = batch.keys().copied().collect();
+        let now = crate::service::auth::now();
+        match self.store.push_targets(&users, now, self.streams_seen_since(now)).await {
+            Ok(targets) => {
+                for target in targets {
+                    let version = batch.get(&target.user_id).copied().unwrap_or(LibraryVersion(0));
+                    if version > target.pushed_version {
+                        self.deliver(target.device_id, version);
+                    }
+                }
             }
-            let users: Vec<UserId> = batch.keys().copied().collect();
-            let now = crate::service::auth::now();
-            match self.store.push_targets(&users, now, self.streams_seen_since(now)).await {
-                Ok(targets) => {
-                    for target in targets {
-                        let version = batch.get(&target.user_id).copied().unwrap_or(LibraryVersion(0));
-                        if version > target.pushed_version {
-                            self.deliver(target.device_id, version);
-                        }
-                    }
+            Err(error) => {
+                tracing::warn!(%error, users = users.len(), "could not look up push targets; retrying in a second");
+                for (user, version) in batch {
+                    self.version_committed(user, version);
                 }
-                Err(error) => {
-                    tracing::warn!(%error, users = users.len(), "could not look up push targets; retrying in a second");
-                    for (user, version) in batch {
-                        self.version_committed(user, version);
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
