@@ -37,8 +37,8 @@ async fn open_streams(database_url: &str) -> i64 {
 async fn pu6_two_instances_push_each_version_once_and_respect_each_others_streams() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let flags = ["--bus", "postgres", "--push-allowed-hosts", "127.0.0.1"];
-    let one = common::Serve::start(&database.url, &flags).await;
-    let two = common::Serve::start(&database.url, &flags).await;
+    let one = common::serve(&database.url, &flags).await;
+    let two = common::serve(&database.url, &flags).await;
     let (one, two) = (Api::new(&one.base), Api::new(&two.base));
     let mut service = PushServiceStandIn::start().await;
 

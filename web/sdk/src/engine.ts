@@ -9,7 +9,7 @@ import { VersionFollower } from './follower';
 import { enqueue, pendingCount, requeueJournal, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
 import { applyPage, clearLibrary, deleteProblem, openReplica, putProblem, readCursor, readSnapshot, type ReplicaDB } from './replica';
 import { buildView } from './view';
-import { getLatestCachedVersion, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
+import { getLatestCachedVersion, serverIsAhead, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
 import type { CachedVersion, MaterialItem, ProgressInput, SyncProblem, SyncStatus } from './types';
 import { readPending, writePending } from './pending';
 import { PUSHED_VERSION_KEY } from './push';
@@ -357,7 +357,7 @@ export class SyncEngine {
 
   /** A push relayed by the Service Worker while this tab is open: note it, then check. */
   async onPushedVersion(version: CachedVersion): Promise<void> {
-    if (shouldRefreshCache(this.state.currentVersion === null ? null : { libraryVersion: this.state.currentVersion, epoch: version.epoch }, version)) {
+    if (serverIsAhead(this.state.currentVersion === null ? null : { libraryVersion: this.state.currentVersion, epoch: version.epoch }, version)) {
       this.update({ serverAhead: version.libraryVersion });
     }
     await this.checkVersion();

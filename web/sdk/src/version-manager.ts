@@ -55,7 +55,7 @@ export async function getLatestCachedVersion(stores: VersionStores, userId: stri
   // The replica's own record wins: it was written in the same transaction as the data.
   const latest = indexedDb ?? local;
   const pushed = (await stores.readPushed?.()) ?? null;
-  const serverAhead = pushed && shouldRefreshCache(latest, pushed) ? pushed : null;
+  const serverAhead = pushed && serverIsAhead(latest, pushed) ? pushed : null;
   return { latest, local, indexedDb, indexedDbLost, serverAhead };
 }
 
@@ -68,6 +68,11 @@ export function shouldRefreshCache(cached: CachedVersion | null, server: CachedV
   if (cached === null) return true;
   if (cached.epoch !== server.epoch) return true;
   return server.libraryVersion !== cached.libraryVersion;
+}
+
+/** True when `server` (a version a push announced) is newer than what the cache holds. */
+export function serverIsAhead(cached: CachedVersion | null, server: CachedVersion): boolean {
+  return cached === null || cached.epoch !== server.epoch || server.libraryVersion > cached.libraryVersion;
 }
 
 /** Records a version in both places; IndexedDB first, so localStorage never runs ahead of it. */
