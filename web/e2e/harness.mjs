@@ -14,11 +14,12 @@ export const SCREENSHOTS = join(here, 'screenshots');
 export const LAPTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
-export async function startServer() {
+/** `shelf serve` with `extraArgs` (e.g. `['--push-allowed-hosts', '127.0.0.1']`). */
+export async function startServer(extraArgs = []) {
   const binary = process.env.SHELF_BIN ?? join(repo, 'target', 'debug', 'shelf');
   if (!existsSync(binary)) throw new Error(`no shelf binary at ${binary}: run cargo build -p shelf-cli first`);
   const dataDir = mkdtempSync(join(tmpdir(), 'shelf-e2e-'));
-  const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], {
     env: { ...process.env, RUST_LOG: 'warn', SHELF_SSE_HEARTBEAT_SECS: '5' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -59,4 +59,7 @@ pub struct DeviceView {
     pub last_seen_at: OffsetDateTime,
     /// True for the session making this request.
     pub current: bool,
+    /// True when this device has a Web Push subscription (`POST /api/push/subscriptions`).
+    #[serde(default)]
+    pub push: bool,
 }

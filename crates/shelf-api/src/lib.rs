@@ -9,10 +9,12 @@ mod attachments;
 mod error;
 mod int;
 mod library;
+mod push;
 mod sync;
 
 pub use accounts::{DeviceView, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse};
 pub use error::{ErrorBody, ErrorCode};
+pub use push::{PushPayload, PushSubscriptionKeys, PushSubscriptionRequest, VapidPublicKeyResponse};
 pub use library::{
     ChangeView, ChangesQuery, ChangesResponse, CreateMaterialRequest, DeletedResponse, LibraryVersionResponse,
     ListMaterialsQuery, MaterialFields, MaterialMutationResponse, MaterialView, MaterialsPage, ProgressInput,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use shelf_server::client::{Origin, ProxyHeader, TrustedProxies};
+use shelf_server::service::push::{AllowedHosts, PrivateKeyBytes};
 use shelf_server::service::rate_limits::RateLimits;
 
 const DAY: u64 = 24 * 3600;
@@ -103,6 +104,21 @@ pub struct ServeArgs {
     /// Attachment bytes per user, e.g. `10GiB` [default: 10GiB].
     #[arg(long, env = "SHELF_USER_QUOTA")]
     pub user_quota: Option<String>,
+    /// Hosts Web Push subscriptions may point at, comma-separated, `*.` wildcards allowed;
+    /// `https://` only, except a loopback host listed by name (`127.0.0.1`), which may use
+    /// `http://` [default: the browsers' push services: fcm.googleapis.com,
+    /// *.push.services.mozilla.com, *.notify.windows.com, *.push.apple.com, web.push.apple.com].
+    #[arg(long, env = "SHELF_PUSH_ALLOWED_HOSTS")]
+    pub push_allowed_hosts: Option<String>,
+    /// The VAPID private key: a file holding a PKCS#8 PEM P-256 key or base64url of the 32-byte
+    /// private scalar, or that base64url text itself [default: a key generated at first start
+    /// and kept in the database].
+    #[arg(long, env = "SHELF_VAPID_PRIVATE_KEY")]
+    pub vapid_private_key: Option<String>,
+    /// Who push services contact about this server's pushes: `mailto:` or `https:` URL
+    /// [default: mailto:admin@localhost; Apple's push service wants a real one].
+    #[arg(long, env = "SHELF_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -134,6 +150,9 @@ pub struct FileConfig {
     pub s3_region: Option<String>,
     pub max_file_size: Option<String>,
     pub user_quota: Option<String>,
+    pub push_allowed_hosts: Option<String>,
+    pub vapid_private_key: Option<String>,
+    pub vapid_subject: Option<String>,
 }
 
 /// Parses sizes like `100MiB`, `1GB`, `512KiB`, `4096` (bytes).
@@ -204,6 +223,10 @@ pub struct Config {
     pub blobs: BlobChoice,
     pub max_file_size: u64,
     pub user_quota: u64,
+    pub push_allowed_hosts: AllowedHosts,
+    /// Debug shows it as `***`.
+    pub vapid_private_key: Option<PrivateKeyBytes>,
+    pub vapid_subject: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -230,6 +253,9 @@ impl std::fmt::Debug for Config {
             .field("blobs", &self.blobs)
             .field("max_file_size", &self.max_file_size)
             .field("user_quota", &self.user_quota)
+            .field("push_allowed_hosts", &self.push_allowed_hosts)
+            .field("vapid_private_key", &self.vapid_private_key)
+            .field("vapid_subject", &self.vapid_subject)
             .finish()
     }
 }
@@ -326,7 +352,20 @@ impl Config {
                 .unwrap_or(defaults.registrations_per_address),
             window: Duration::from_secs(window_secs),
         };
+        let push_allowed_hosts = match args.push_allowed_hosts.or(file.push_allowed_hosts) {
+            Some(raw) => AllowedHosts::parse(&raw).map_err(|e| anyhow::anyhow!("--push-allowed-hosts: {e}"))?,
+            None => AllowedHosts::default(),
+        };
+        let vapid_private_key = args.vapid_private_key.or(file.vapid_private_key).map(|raw| vapid_key(&raw)).transpose()?;
+        let vapid_subject = args.vapid_subject.or(file.vapid_subject).unwrap_or_else(|| "mailto:admin@localhost".to_owned());
+        anyhow::ensure!(
+            (vapid_subject.starts_with("mailto:") && vapid_subject.len() > 7) || vapid_subject.starts_with("https://"),
+            "--vapid-subject must be a mailto: or https: URL (got {vapid_subject:?})"
+        );
         Ok(Self {
+            push_allowed_hosts,
+            vapid_private_key,
+            vapid_subject,
             blobs,
             max_file_size,
             user_quota,
@@ -408,6 +447,18 @@ fn trusted_proxies(networks: Option<&str>, header: Option<&str>) -> anyhow::Resu
     }
 }
 
+/// `--vapid-private-key`: a file's contents if it names a file, else the key text itself.
+fn vapid_key(raw: &str) -> anyhow::Result<PrivateKeyBytes> {
+    let path = Path::new(raw);
+    let (text, source) = if path.is_file() {
+        (std::fs::read_to_string(path).with_context(|| format!("--vapid-private-key: cannot read {}", path.display()))?, "the file")
+    } else {
+        (raw.to_owned(), "the value")
+    };
+    let bytes = shelf_server::service::push::vapid::parse_private_key(&text).map_err(|e| anyhow::anyhow!("--vapid-private-key: {source}: {e}"))?;
+    Ok(PrivateKeyBytes(bytes))
+}
+
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
@@ -440,6 +491,9 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_S3_REGION",
     "SHELF_MAX_FILE_SIZE",
     "SHELF_USER_QUOTA",
+    "SHELF_PUSH_ALLOWED_HOSTS",
+    "SHELF_VAPID_PRIVATE_KEY",
+    "SHELF_VAPID_SUBJECT",
 ];
 
 /// Variables of the client commands (`--profile`), often set in the same shell as `shelf serve`.

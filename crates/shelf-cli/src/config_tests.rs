@@ -176,3 +176,36 @@ fn cl8_the_client_profile_variable_is_not_an_unknown_setting() {
     std::env::remove_var("SHELF_PROFILE");
     assert!(!unknown.iter().any(|name| name == "SHELF_PROFILE"), "{unknown:?}");
 }
+
+#[test]
+fn push_hosts_vapid_key_and_subject_are_checked() {
+    let config = Config::resolve(ServeArgs::default(), FileConfig::default()).unwrap();
+    assert_eq!(config.push_allowed_hosts, AllowedHosts::default());
+    assert_eq!((config.vapid_private_key.is_none(), config.vapid_subject.as_str()), (true, "mailto:admin@localhost"));
+
+    let key = "RS0WdYWWo1HajXg3NZR1olzCf31i-ZBGDkFyCs7j1jw";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vapid.key");
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    for given in [key.to_owned(), file.display().to_string()] {
+        let args = ServeArgs {
+            vapid_private_key: Some(given),
+            vapid_subject: Some("mailto:ops@example.com".into()),
+            push_allowed_hosts: Some("127.0.0.1,*.push.example.com".into()),
+            ..Default::default()
+        };
+        let config = Config::resolve(args, FileConfig::default()).unwrap();
+        assert_eq!(config.vapid_private_key.as_ref().map(|k| k.0.len()), Some(32));
+        assert!(!format!("{config:?}").contains(key), "the key is redacted");
+        assert_eq!(config.push_allowed_hosts.0.len(), 2);
+    }
+    for (args, flag) in [
+        (ServeArgs { vapid_private_key: Some("not-a-key".into()), ..Default::default() }, "--vapid-private-key"),
+        (ServeArgs { vapid_subject: Some("ops@example.com".into()), ..Default::default() }, "--vapid-subject"),
+        (ServeArgs { push_allowed_hosts: Some("https://x.example".into()), ..Default::default() }, "--push-allowed-hosts"),
+        (ServeArgs { push_allowed_hosts: Some(" , ".into()), ..Default::default() }, "--push-allowed-hosts"),
+    ] {
+        let error = Config::resolve(args, FileConfig::default()).unwrap_err().to_string();
+        assert!(error.contains(flag), "{error}");
+    }
+}

@@ -120,6 +120,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         upload_dir: config.data_dir.join("uploads"),
         max_file_size: config.max_file_size,
         user_quota: config.user_quota,
+        push: shelf_server::service::push::PushSettings {
+            allowed_hosts: config.push_allowed_hosts.clone(),
+            vapid_private_key: config.vapid_private_key.clone(),
+            subject: config.vapid_subject.clone(),
+            ..Default::default()
+        },
         ..ServerSettings::default()
     };
     let mut state = AppState::new(store, bus, blobs, settings).await?;

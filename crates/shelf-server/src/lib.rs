@@ -44,7 +44,10 @@ impl AppState {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");
         }
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None })
+        let push = service::push::PushService::new(store.clone(), settings.push.clone(), epoch.clone()).await?;
+        // Every announcement of a committed version also reaches the push service (ADR 0006).
+        let bus: Arc<dyn ChangeBus> = Arc::new(service::push::AnnouncingBus::new(bus, push.clone()));
+        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None, push })
     }
 }
 
@@ -91,6 +94,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     let purge = tokio::spawn(purge_tombstones_periodically(state.clone()));
     let sessions = tokio::spawn(close_ended_sessions_periodically(state.clone()));
     let blobs = tokio::spawn(collect_garbage_periodically(state.clone()));
+    let push = tokio::spawn(state.push.clone().run(state.hub.clone()));
+    let push_service = state.push.clone();
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
@@ -102,6 +107,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     purge.abort();
     sessions.abort();
     blobs.abort();
+    push.abort();
+    push_service.forget_streams().await;
     result
 }
 

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{attachments, auth, devices, health, library, materials, progress, sync, uploads};
+use crate::handlers::{attachments, auth, devices, health, library, materials, progress, push, sync, uploads};
 use crate::realtime::{sse, ws};
 use crate::state::AppState;
 
@@ -73,4 +73,6 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sse::events))
         .routes(routes!(sse::ticket))
         .routes(routes!(ws::upgrade))
+        .routes(routes!(push::vapid_public_key))
+        .routes(routes!(push::subscribe, push::unsubscribe))
 }

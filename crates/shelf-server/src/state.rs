@@ -43,6 +43,8 @@ pub struct ServerSettings {
     /// How long an upload writer's claim lasts without renewal: a crashed writer's upload can be
     /// resumed by another request after this (spec AT6).
     pub upload_lease: Duration,
+    /// Web Push: allowed push hosts, the VAPID key and subject, pacing and retries.
+    pub push: crate::service::push::PushSettings,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +65,7 @@ impl Default for ServerSettings {
             user_quota: 10 * 1024 * 1024 * 1024,
             blob_gc_grace: Duration::from_secs(24 * 3600),
             upload_lease: Duration::from_secs(60),
+            push: crate::service::push::PushSettings::default(),
         }
     }
 }
@@ -83,5 +86,7 @@ pub struct AppState {
     pub hashing: Arc<crate::service::hashing::HashingPool>,
     /// The browser app's files, when this server was given them (`None`: API only).
     pub web: Option<Arc<dyn crate::web::WebAssets>>,
+    /// Sends Web Push for versions this instance commits (`bus` hands them over).
+    pub push: Arc<crate::service::push::PushService>,
 }
 

@@ -8,6 +8,7 @@ mod accounts;
 mod attachments;
 mod fast_read;
 mod library;
+mod push;
 mod rate_limits;
 mod rows;
 mod sync;
@@ -25,7 +26,7 @@ use async_trait::async_trait;
 use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
 use shelf_store::write::WriteBackend;
 use shelf_store::{
-    ChangesPage, NewSession, NewUpload, Receipt, ReceiptKey, RejectedMutation, RejectedQuery, SessionAuth, SessionInfo, Store, StoreError,
+    ChangesPage, NewPushSubscription, NewSession, PushSubscription, PushTarget, NewUpload, Receipt, ReceiptKey, RejectedMutation, RejectedQuery, SessionAuth, SessionInfo, Store, StoreError,
     StoreResult, StoredBlob, UploadLease, UploadRecord, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -167,6 +168,48 @@ impl Store for SqliteStore {
 
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>> {
         accounts::consume_stream_ticket(&self.writer, ticket_hash, now).await
+    }
+
+    async fn vapid_private_key(&self, candidate: &[u8], now: OffsetDateTime) -> StoreResult<Vec<u8>> {
+        push::vapid_private_key(&self.writer, candidate, now).await
+    }
+
+    async fn put_push_subscription(&self, subscription: &NewPushSubscription) -> StoreResult<bool> {
+        push::put_push_subscription(&self.writer, subscription).await
+    }
+
+    async fn delete_push_subscription(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
+        push::delete_push_subscription(&self.writer, user, device).await
+    }
+
+    async fn discard_push_subscription(&self, device: DeviceId, endpoint: &str) -> StoreResult<bool> {
+        push::discard_push_subscription(&self.writer, device, endpoint).await
+    }
+
+    async fn push_devices(&self, user: UserId) -> StoreResult<Vec<DeviceId>> {
+        push::push_devices(&self.reader, user).await
+    }
+
+    async fn push_targets(&self, users: &[UserId], now: OffsetDateTime, streams_seen_since: OffsetDateTime) -> StoreResult<Vec<PushTarget>> {
+        push::push_targets(&self.reader, users, now, streams_seen_since).await
+    }
+
+    async fn claim_push(
+        &self,
+        device: DeviceId,
+        version: LibraryVersion,
+        now: OffsetDateTime,
+        streams_seen_since: OffsetDateTime,
+    ) -> StoreResult<Option<PushSubscription>> {
+        push::claim_push(&self.writer, device, version, now, streams_seen_since).await
+    }
+
+    async fn record_stream_presence(&self, instance: uuid::Uuid, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<()> {
+        push::record_stream_presence(&self.writer, instance, devices, now).await
+    }
+
+    async fn clear_stream_presence(&self, instance: uuid::Uuid, devices: Option<&[DeviceId]>) -> StoreResult<()> {
+        push::clear_stream_presence(&self.writer, instance, devices).await
     }
 
     async fn count_attempts(&self, buckets: &[String], window_start: i64) -> StoreResult<Vec<i64>> {

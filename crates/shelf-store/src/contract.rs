@@ -13,6 +13,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{NewSession, Store, StoreError};
 
+pub use crate::contract_push::{
+    pu1_the_first_vapid_key_stored_wins, pu2_subscriptions_live_and_die_with_their_session, pu3_each_version_is_claimed_once,
+    pu3_racing_claims_are_won_once, pu4_stream_presence_holds_pushes_back,
+};
 pub use crate::contract_uploads::{
     at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
     at7_quota_counts_stored_blobs_and_uploads_in_flight, at7_racing_creations_reserve_atomically,
@@ -663,8 +667,17 @@ macro_rules! contract_tests {
             at4_collection_and_backfill_of_stored_blobs,
             at6_one_writer_per_upload_until_its_lease_lapses,
             at7_quota_counts_stored_blobs_and_uploads_in_flight,
-            au7_attempts_count_per_bucket_and_window
+            au7_attempts_count_per_bucket_and_window,
+            pu1_the_first_vapid_key_stored_wins,
+            pu2_subscriptions_live_and_die_with_their_session,
+            pu3_each_version_is_claimed_once,
+            pu4_stream_presence_holds_pushes_back
         );
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn pu3_racing_claims_are_won_once() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::pu3_racing_claims_are_won_once(std::sync::Arc::new(store)).await;
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
             let (store, _guard) = $fresh().await;

@@ -7,12 +7,15 @@
 
 mod error;
 mod feed;
+mod push;
 mod types;
 mod uploads;
 pub mod write;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+#[cfg(feature = "contract")]
+mod contract_push;
 #[cfg(feature = "contract")]
 mod contract_uploads;
 
@@ -22,6 +25,7 @@ pub use types::{
     parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey,
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
+pub use push::{NewPushSubscription, PushSubscription, PushTarget};
 pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
 
 use async_trait::async_trait;
@@ -78,6 +82,49 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the ticket and returns its live session, if the ticket is unexpired and its
     /// session is live. A ticket can be consumed at most once, even by concurrent requests.
     async fn consume_stream_ticket(&self, ticket_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
+
+    // --- web push (spec PU1–PU5) ---------------------------------------------------------------
+
+    /// The server's VAPID private key (a P-256 scalar). Stores `candidate` if no key is stored
+    /// yet and returns whichever key is stored, so instances starting together agree on one.
+    async fn vapid_private_key(&self, candidate: &[u8], now: OffsetDateTime) -> StoreResult<Vec<u8>>;
+
+    /// Ties a push subscription to its device session, replacing the device's earlier one (the
+    /// versions already pushed are kept). False, and nothing written, when the session is gone.
+    async fn put_push_subscription(&self, subscription: &NewPushSubscription) -> StoreResult<bool>;
+
+    /// Removes the device's subscription; false if it had none.
+    async fn delete_push_subscription(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
+
+    /// Removes the device's subscription only if it still points at `endpoint` (the push service
+    /// said 404/410 for that endpoint; a newer subscription must survive). False otherwise.
+    async fn discard_push_subscription(&self, device: DeviceId, endpoint: &str) -> StoreResult<bool>;
+
+    /// Which of the user's devices have a push subscription.
+    async fn push_devices(&self, user: UserId) -> StoreResult<Vec<DeviceId>>;
+
+    /// Subscribed devices of `users` whose session is live at `now` and that have no stream seen
+    /// at or after `streams_seen_since` on any instance (one query for any number of users).
+    async fn push_targets(&self, users: &[UserId], now: OffsetDateTime, streams_seen_since: OffsetDateTime) -> StoreResult<Vec<PushTarget>>;
+
+    /// Claims the push of `version` to `device`: atomically raises the device's pushed version to
+    /// `version` if it was lower, the session is live and no stream was seen since
+    /// `streams_seen_since`, and returns the subscription. With several instances exactly one
+    /// claim of a version wins; a lower version than one already claimed never does.
+    async fn claim_push(
+        &self,
+        device: DeviceId,
+        version: LibraryVersion,
+        now: OffsetDateTime,
+        streams_seen_since: OffsetDateTime,
+    ) -> StoreResult<Option<PushSubscription>>;
+
+    /// Records that `devices` have an open stream on `instance` at `now` (upsert; devices whose
+    /// session is gone are skipped).
+    async fn record_stream_presence(&self, instance: uuid::Uuid, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<()>;
+
+    /// Forgets `instance`'s streams of `devices` (all of its streams when `devices` is `None`).
+    async fn clear_stream_presence(&self, instance: uuid::Uuid, devices: Option<&[DeviceId]>) -> StoreResult<()>;
 
     // --- rate limits ------------------------------------------------------------------------
 

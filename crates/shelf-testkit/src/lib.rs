@@ -6,6 +6,7 @@ mod database;
 pub mod faults;
 mod openapi;
 pub mod process;
+pub mod push;
 pub mod sse;
 
 use std::sync::Arc;

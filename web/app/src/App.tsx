@@ -3,12 +3,13 @@ import { useState } from 'react';
 import { linkTo, navigate, useRoute } from './router';
 import { forgetSession, loadSession, logOut, type Session } from './session';
 import { LibraryVersionSyncProvider, useEngineState, useSync } from './sync/LibraryVersionSyncProvider';
-import { SyncStatus } from './components/SyncStatus';
+import { ServerAheadNotice, SyncStatus } from './components/SyncStatus';
 import { UpdateBanner } from './components/UpdateBanner';
 import { Login } from './screens/Login';
 import { Library } from './screens/Library';
 import { Editor } from './screens/Editor';
 import { Devices } from './screens/Devices';
+import { Settings } from './screens/Settings';
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
@@ -63,6 +64,9 @@ function Shell({ onLogOut: end }: { onLogOut: (message?: string) => Promise<void
           <a href="/devices" onClick={linkTo('/devices')} aria-current={route.screen === 'devices' ? 'page' : undefined}>
             Devices
           </a>
+          <a href="/settings" onClick={linkTo('/settings')} aria-current={route.screen === 'settings' ? 'page' : undefined}>
+            Settings
+          </a>
         </nav>
         <SyncStatus />
         <div className="account">
@@ -73,6 +77,7 @@ function Shell({ onLogOut: end }: { onLogOut: (message?: string) => Promise<void
         </div>
       </header>
       <UpdateBanner />
+      <ServerAheadNotice />
       {authLost && (
         <div className="update-banner" role="alert">
           This device was signed out. Your unsent edits stay here until you log in again.
@@ -85,6 +90,7 @@ function Shell({ onLogOut: end }: { onLogOut: (message?: string) => Promise<void
       {route.screen === 'new' && <Editor key="new" />}
       {route.screen === 'material' && <Editor key={route.id} id={route.id} />}
       {route.screen === 'devices' && <Devices />}
+      {route.screen === 'settings' && <Settings />}
     </>
   );
 }

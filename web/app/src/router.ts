@@ -1,17 +1,19 @@
-/** A tiny history router: four screens do not need a routing library. */
+/** A tiny history router: five screens do not need a routing library. */
 import { useSyncExternalStore } from 'react';
 
 export type Route =
   | { screen: 'library' }
   | { screen: 'new' }
   | { screen: 'material'; id: string }
-  | { screen: 'devices' };
+  | { screen: 'devices' }
+  | { screen: 'settings' };
 
 export function parseRoute(path: string): Route {
   const material = /^\/materials\/([0-9a-f-]{36})$/i.exec(path);
   if (material?.[1]) return { screen: 'material', id: material[1] };
   if (path === '/new') return { screen: 'new' };
   if (path === '/devices') return { screen: 'devices' };
+  if (path === '/settings') return { screen: 'settings' };
   return { screen: 'library' };
 }
 

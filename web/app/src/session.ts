@@ -4,6 +4,7 @@
  * answers (and while offline).
  */
 import { createShelfClient, databaseName, forgetCachedVersion, request, ShelfApiError } from '@shelf/sdk';
+import { stopBackgroundUpdates } from './push';
 
 export interface Session {
   userId: string;
@@ -57,6 +58,8 @@ export async function logOut(session: Session): Promise<void> {
     if (!(error instanceof ShelfApiError)) throw error;
   }
   localStorage.removeItem(KEY);
+  // The server dropped this device's push subscription with its session; the browser drops its own.
+  await stopBackgroundUpdates().catch((error: unknown) => console.warn('Shelf: could not drop the push subscription', error));
   forgetCachedVersion({ local: localStorage, readIndexedDb: async () => null, writeIndexedDb: async () => {} }, session.userId);
   for (const key of Object.keys(localStorage)) if (key.endsWith(`.${session.userId}`)) localStorage.removeItem(key);
   indexedDB.deleteDatabase(databaseName(session.userId));

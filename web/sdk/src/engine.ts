@@ -9,9 +9,10 @@ import { VersionFollower } from './follower';
 import { enqueue, pendingCount, requeueJournal, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
 import { applyPage, clearLibrary, deleteProblem, openReplica, putProblem, readCursor, readSnapshot, type ReplicaDB } from './replica';
 import { buildView } from './view';
-import { getLatestCachedVersion, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
+import { getLatestCachedVersion, serverIsAhead, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
 import type { CachedVersion, MaterialItem, ProgressInput, SyncProblem, SyncStatus } from './types';
 import { readPending, writePending } from './pending';
+import { PUSHED_VERSION_KEY } from './push';
 import { loadListSnapshot, saveListSnapshot } from './list-snapshot';
 
 export interface EngineOptions {
@@ -36,6 +37,8 @@ export interface EngineState {
   problems: SyncProblem[];
   ready: boolean;
   authLost: boolean;
+  /** A newer server version known from a push (or a periodic check) and not synced yet. */
+  serverAhead: number | null;
 }
 
 /** What changed: material ids whose data changed, and whether the engine state did. */
@@ -50,7 +53,7 @@ type Message =
   | { type: 'hello' };
 
 export class SyncEngine {
-  state: EngineState = { status: 'syncing', pendingCount: 0, lastError: null, currentVersion: null, isSSEConnected: false, syncPercent: null, problems: [], ready: false, authLost: false };
+  state: EngineState = { status: 'syncing', pendingCount: 0, lastError: null, currentVersion: null, isSSEConnected: false, syncPercent: null, problems: [], ready: false, authLost: false, serverAhead: null };
   items = new Map<string, MaterialItem>();
   private db: ReplicaDB | undefined;
   private listeners = new Set<(change: EngineChange) => void>();
@@ -74,6 +77,7 @@ export class SyncEngine {
       local: options.storage,
       readIndexedDb: async () => ((await (await this.database()).get('meta', 'version')) as CachedVersion | undefined) ?? null,
       writeIndexedDb: async (version) => void (await (await this.database()).put('meta', version, 'version')),
+      readPushed: async () => ((await (await this.database()).get('meta', PUSHED_VERSION_KEY)) as CachedVersion | undefined) ?? null,
     };
     const win = options.window;
     this.follower = new VersionFollower(
@@ -107,7 +111,12 @@ export class SyncEngine {
     const cached = await getLatestCachedVersion(this.versions, this.options.userId);
     await this.reload('all');
     if (cached.indexedDbLost) await this.noteStorageLost();
-    this.update({ ready: true, currentVersion: cached.latest?.libraryVersion ?? null, status: this.offline() ? 'offline' : 'syncing' });
+    this.update({
+      ready: true,
+      currentVersion: cached.latest?.libraryVersion ?? null,
+      status: this.offline() ? 'offline' : 'syncing',
+      serverAhead: cached.serverAhead?.libraryVersion ?? null,
+    });
     for (const [target, type, handler] of this.pageEvents()) target.addEventListener(type, handler);
     const locks = this.options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
     if (locks) {
@@ -346,6 +355,14 @@ export class SyncEngine {
     if (shouldRefreshCache(known, version) || this.state.pendingCount > 0) void this.sync();
   }
 
+  /** A push relayed by the Service Worker while this tab is open: note it, then check. */
+  async onPushedVersion(version: CachedVersion): Promise<void> {
+    if (serverIsAhead(this.state.currentVersion === null ? null : { libraryVersion: this.state.currentVersion, epoch: version.epoch }, version)) {
+      this.update({ serverAhead: version.libraryVersion });
+    }
+    await this.checkVersion();
+  }
+
   /** On focus or visibility: compare the cached version with the server's; refresh if behind. */
   async checkVersion(): Promise<void> {
     if (this.offline() || this.state.authLost) return;
@@ -420,7 +437,7 @@ export class SyncEngine {
     writePending(this.options.storage, this.options.userId, snapshot.outbox.length);
     this.scheduleListSnapshot();
     const status = this.offline() ? 'offline' : this.state.status;
-    this.state = { ...this.state, status, pendingCount: snapshot.outbox.length, problems: snapshot.problems.sort((a, b) => b.createdAt - a.createdAt), currentVersion: snapshot.version?.libraryVersion ?? this.state.currentVersion, ...extra };
+    this.state = caughtUp({ ...this.state, status, pendingCount: snapshot.outbox.length, problems: snapshot.problems.sort((a, b) => b.createdAt - a.createdAt), currentVersion: snapshot.version?.libraryVersion ?? this.state.currentVersion, ...extra });
     this.emit({ ids: ids === 'all' ? 'all' : new Set(ids) });
   }
 
@@ -433,7 +450,7 @@ export class SyncEngine {
   }
 
   private update(patch: Partial<EngineState>): void {
-    this.state = { ...this.state, ...patch };
+    this.state = caughtUp({ ...this.state, ...patch });
     this.emit({ ids: new Set() });
   }
 
@@ -492,4 +509,10 @@ export function describeError(error: unknown): string {
     return error.message;
   }
   return 'Something went wrong while syncing. Retrying shortly.';
+}
+
+/** A pushed version the replica has reached is no longer news. */
+function caughtUp(state: EngineState): EngineState {
+  if (state.serverAhead !== null && state.currentVersion !== null && state.currentVersion >= state.serverAhead) return { ...state, serverAhead: null };
+  return state;
 }

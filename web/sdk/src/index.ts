@@ -8,5 +8,21 @@ export { VersionFollower } from './follower';
 export { SseParser } from './sse';
 export { searchItems, sortForList } from './view';
 export { databaseName } from './replica';
+export {
+  disablePush,
+  enablePush,
+  pushNotificationText,
+  pushOptedIn,
+  pushSupport,
+  pushUser,
+  recordPushedVersion,
+  rememberPushUser,
+  subscribePush,
+  PERIODIC_SYNC_TAG,
+  PUSH_TAG,
+  PUSHED_VERSION_KEY,
+  type PushRecord,
+  type PushSupport,
+} from './push';
 export { markOpened, warmAttachments, attachmentUrl, ATTACHMENT_CACHE } from './warm';
 export * from './types';

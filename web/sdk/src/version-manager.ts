@@ -15,6 +15,8 @@ export interface VersionStores {
   /** Reads and writes the `version` record of the replica database. */
   readIndexedDb(): Promise<CachedVersion | null>;
   writeIndexedDb(version: CachedVersion): Promise<void>;
+  /** The server version a push (or a periodic check) recorded while the app was closed. */
+  readPushed?(): Promise<CachedVersion | null>;
 }
 
 export const localKey = (userId: string) => `shelf.libraryVersion.${userId}`;
@@ -40,6 +42,8 @@ export interface CachedVersions {
   indexedDb: CachedVersion | null;
   /** localStorage says we had more than IndexedDB holds: the database was evicted or reset. */
   indexedDbLost: boolean;
+  /** A version the Service Worker learned of (Web Push) that the replica does not hold yet. */
+  serverAhead: CachedVersion | null;
 }
 
 /** Reads both copies and says which one to trust. */
@@ -49,7 +53,10 @@ export async function getLatestCachedVersion(stores: VersionStores, userId: stri
   const indexedDbLost =
     local !== null && (indexedDb === null || (indexedDb.epoch === local.epoch && indexedDb.libraryVersion < local.libraryVersion));
   // The replica's own record wins: it was written in the same transaction as the data.
-  return { latest: indexedDb ?? local, local, indexedDb, indexedDbLost };
+  const latest = indexedDb ?? local;
+  const pushed = (await stores.readPushed?.()) ?? null;
+  const serverAhead = pushed && serverIsAhead(latest, pushed) ? pushed : null;
+  return { latest, local, indexedDb, indexedDbLost, serverAhead };
 }
 
 /**
@@ -61,6 +68,11 @@ export function shouldRefreshCache(cached: CachedVersion | null, server: CachedV
   if (cached === null) return true;
   if (cached.epoch !== server.epoch) return true;
   return server.libraryVersion !== cached.libraryVersion;
+}
+
+/** True when `server` (a version a push announced) is newer than what the cache holds. */
+export function serverIsAhead(cached: CachedVersion | null, server: CachedVersion): boolean {
+  return cached === null || cached.epoch !== server.epoch || server.libraryVersion > cached.libraryVersion;
 }
 
 /** Records a version in both places; IndexedDB first, so localStorage never runs ahead of it. */

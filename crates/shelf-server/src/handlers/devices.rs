@@ -11,11 +11,12 @@ use crate::extract::{CurrentDevice, Json, Path};
 use crate::service::auth;
 use crate::state::AppState;
 
-/// The current user's live sessions, oldest first.
+/// The current user's live sessions, oldest first, each saying whether it has Web Push.
 #[utoipa::path(get, operation_id = "listDevices", path = "/api/devices", tag = "devices", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = [DeviceView]), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<Vec<DeviceView>>> {
     let sessions = auth::devices(state.store.as_ref(), device.user_id).await?;
+    let pushed = crate::service::push::subscriptions::devices_with_push(state.store.as_ref(), device.user_id).await?;
     Ok(Json(
         sessions
             .into_iter()
@@ -25,6 +26,7 @@ pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiRe
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,
                 current: s.device_id == device.device_id,
+                push: pushed.contains(&s.device_id),
             })
             .collect(),
     ))

@@ -17,5 +17,6 @@ pub mod health;
 pub mod library;
 pub mod materials;
 pub mod progress;
+pub mod push;
 pub mod sync;
 pub mod uploads;

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 pub struct StreamHub {
     devices: Mutex<HashMap<DeviceId, DeviceStreams>>,
     shutdown: watch::Sender<bool>,
+    /// Signalled when a device's last stream here ends (stream presence, ADR 0006).
+    departures: tokio::sync::Notify,
 }
 
 struct DeviceStreams {
@@ -28,7 +30,7 @@ pub struct StreamRegistration {
 
 impl Default for StreamHub {
     fn default() -> Self {
-        Self { devices: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0 }
+        Self { devices: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0, departures: tokio::sync::Notify::new() }
     }
 }
 
@@ -70,9 +72,20 @@ impl StreamHub {
         self.devices().values().map(|d| d.open).sum()
     }
 
+    /// Resolves once some device's last stream here has ended since the previous call.
+    pub fn departed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.departures.notified()
+    }
+
     /// Asks every stream to send a retry hint and end (SIGTERM).
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+}
+
+impl StreamRegistration {
+    pub fn device(&self) -> DeviceId {
+        self.device
     }
 }
 
@@ -83,6 +96,7 @@ impl Drop for StreamRegistration {
             streams.open -= 1;
             if streams.open == 0 {
                 devices.remove(&self.device);
+                self.hub.departures.notify_one();
             }
         }
     }

@@ -72,6 +72,8 @@ impl VersionStream {
                 Phase::Done => return None,
                 Phase::Start => {
                     self.phase = Phase::Running;
+                    // Known to every instance before the first message: no push while open.
+                    self.state.push.stream_opened(self.registration.device()).await;
                     return Some(match self.state.store.library_version(self.user).await {
                         Ok(current) => {
                             let announced = *self.versions.borrow_and_update();

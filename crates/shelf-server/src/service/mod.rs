@@ -6,6 +6,7 @@ pub mod auth;
 pub mod hashing;
 pub mod library;
 pub mod mutations;
+pub mod push;
 pub mod rate_limits;
 pub mod tickets;
 pub mod uploads;

@@ -15,6 +15,7 @@ mod isolation_random;
 mod limits;
 mod materials;
 mod origins;
+mod push;
 mod realtime;
 mod sync;
 mod uploads;

@@ -38,3 +38,16 @@ export function FirstSyncProgress() {
     </div>
   );
 }
+
+/** A push told this device of a newer version while it was closed (or offline): say so until it
+ * is fetched, so an offline learner knows the library shown is not the latest. */
+export function ServerAheadNotice() {
+  const state = useEngineState();
+  if (state.serverAhead === null || state.status === 'synced') return null;
+  return (
+    <div className="update-banner" role="note">
+      Your library changed on another device (version {state.serverAhead}).{' '}
+      {state.status === 'offline' ? 'It updates when you are back online.' : 'Updating…'}
+    </div>
+  );
+}

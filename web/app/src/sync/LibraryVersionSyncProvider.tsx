@@ -6,7 +6,8 @@
  */
 import { createContext, useContext, useEffect, useState, useSyncExternalStore, type ReactNode } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import { SyncEngine, warmAttachments, type EngineState } from '@shelf/sdk';
+import { SyncEngine, warmAttachments, type CachedVersion, type EngineState } from '@shelf/sdk';
+import { startBackgroundUpdates } from '../push';
 import { client, type Session } from '../session';
 import { libraryKeys } from './queries';
 
@@ -35,9 +36,13 @@ export function LibraryVersionSyncProvider({ session, children }: { session: Ses
       lastStatus = engine.state.status;
     });
     void engine.start();
-    // The Service Worker relays Web Push: check the version as on focus.
+    void startBackgroundUpdates(session.userId).catch((error: unknown) => console.warn('Shelf: background updates not set up', error));
+    // The Service Worker relays Web Push: note the version and check, as on focus.
     const onPush = (event: MessageEvent) => {
-      if ((event.data as { type?: string } | null)?.type === 'shelf-push') void engine.checkVersion();
+      const data = event.data as { type?: string; version?: CachedVersion | null } | null;
+      if (data?.type !== 'shelf-push') return;
+      if (data.version) void engine.onPushedVersion(data.version);
+      else void engine.checkVersion();
     };
     navigator.serviceWorker?.addEventListener('message', onPush);
     return () => {

@@ -82,7 +82,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The current user's live sessions, oldest first. */
+        /** The current user's live sessions, oldest first, each saying whether it has Web Push. */
         get: operations["listDevices"];
         put?: never;
         post?: never;
@@ -405,6 +405,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/push/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ties the browser's push subscription to this device session (replacing its earlier one).
+         *     While the device has no event stream open, each change of the library is pushed to it.
+         */
+        post: operations["createPushSubscription"];
+        /** Removes this device's push subscription, if it has one. */
+        delete: operations["deletePushSubscription"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The server's VAPID public key, for `pushManager.subscribe({applicationServerKey})`. Public:
+         *     it only identifies this server to push services.
+         */
+        get: operations["getVapidPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/uploads": {
         parameters: {
             query?: never;
@@ -621,6 +662,8 @@ export interface components {
             deviceName: string;
             /** Format: date-time */
             lastSeenAt: string;
+            /** @description True when this device has a Web Push subscription (`POST /api/push/subscriptions`). */
+            push?: boolean;
         };
         /** @description The fields every queued mutation carries, and its `data`. */
         Envelope_AttachmentAddData: {
@@ -1035,6 +1078,27 @@ export interface components {
              */
             version: number;
         };
+        /** @description The subscription's encryption keys (RFC 8291), base64url. */
+        PushSubscriptionKeys: {
+            /** @description The 16-byte authentication secret. */
+            auth: string;
+            /** @description The browser's P-256 public key: an uncompressed point of 65 bytes. */
+            p256dh: string;
+        };
+        /** @description A browser's `PushSubscription.toJSON()`, tied to the device session that sends it. */
+        PushSubscriptionRequest: {
+            /**
+             * @description The push service URL: `https://` on a host the server allows (`--push-allowed-hosts`);
+             *     `http://` only for a loopback host listed explicitly.
+             */
+            endpoint: string;
+            /**
+             * Format: double
+             * @description Sent by browsers and ignored: the push service tells the server when it expires.
+             */
+            expirationTime?: number | null;
+            keys: components["schemas"]["PushSubscriptionKeys"];
+        };
         RegisterRequest: {
             /**
              * Format: email
@@ -1109,6 +1173,14 @@ export interface components {
             progress?: null | components["schemas"]["ProgressInput"];
             tags?: components["schemas"]["TagText"][] | null;
             title?: string | null;
+        };
+        /** @description The application server key a browser passes to `pushManager.subscribe`. */
+        VapidPublicKeyResponse: {
+            /**
+             * @description The server's VAPID public key: an uncompressed P-256 point (65 bytes), base64url
+             *     without padding.
+             */
+            publicKey: string;
         };
     };
     responses: never;
@@ -2601,6 +2673,125 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createPushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushSubscriptionRequest"];
+            };
+        };
+        responses: {
+            /** @description subscribed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description csrf_rejected: a cookie-authenticated change needs X-Shelf-Csrf or a same-origin Origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body exceeds the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: the body's Content-Type is not the documented one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deletePushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no subscription is left */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description csrf_rejected: a cookie-authenticated change needs X-Shelf-Csrf or a same-origin Origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getVapidPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VapidPublicKeyResponse"];
                 };
             };
         };

@@ -1,0 +1,29 @@
+-- Web Push (spec WP1–WP5, ADR 0006). The server's VAPID key: one row, generated at first start.
+CREATE TABLE vapid_keys (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    private_key BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- At most one subscription per device session; it goes with the session (logout, revocation).
+-- pushed_version: the highest version an instance claimed to push, so each is sent once.
+CREATE TABLE push_subscriptions (
+    device_id UUID PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    user_id UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    endpoint TEXT NOT NULL,
+    p256dh BYTEA NOT NULL,
+    auth BYTEA NOT NULL,
+    pushed_version BIGINT NOT NULL DEFAULT 0,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX push_subscriptions_by_user ON push_subscriptions (user_id);
+
+-- Which devices have an open event stream on which instance, refreshed while it is open, so
+-- any instance can tell whether a device needs a push. A crashed instance's rows go stale.
+CREATE TABLE stream_presence (
+    device_id UUID NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    instance_id UUID NOT NULL,
+    seen_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (device_id, instance_id)
+);
+CREATE INDEX stream_presence_by_instance ON stream_presence (instance_id);
