@@ -77,6 +77,11 @@ impl ErrorCode {
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    /// The id of the request that failed (also in the `X-Request-Id` response header): quote it
+    /// when reporting a problem, the server's log lines of that request carry the same id.
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
+    pub request_id: Option<String>,
     /// With `edit_conflict`: the overlapping edits, none of which was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<crate::ConflictView>>,

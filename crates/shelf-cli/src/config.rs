@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Attachment bytes per user, e.g. `10GiB` [default: 10GiB].
     #[arg(long, env = "SHELF_USER_QUOTA")]
     pub user_quota: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for log collectors); the
+    /// level comes from `RUST_LOG` [default: text].
+    #[arg(long, env = "SHELF_LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -134,6 +138,7 @@ pub struct FileConfig {
     pub s3_region: Option<String>,
     pub max_file_size: Option<String>,
     pub user_quota: Option<String>,
+    pub log_format: Option<String>,
 }
 
 /// Parses sizes like `100MiB`, `1GB`, `512KiB`, `4096` (bytes).
@@ -183,6 +188,24 @@ impl BusChoice {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => anyhow::bail!("--log-format must be text or json (got {other:?})"),
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -204,6 +227,7 @@ pub struct Config {
     pub blobs: BlobChoice,
     pub max_file_size: u64,
     pub user_quota: u64,
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {
@@ -230,6 +254,7 @@ impl std::fmt::Debug for Config {
             .field("blobs", &self.blobs)
             .field("max_file_size", &self.max_file_size)
             .field("user_quota", &self.user_quota)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -326,7 +351,9 @@ impl Config {
                 .unwrap_or(defaults.registrations_per_address),
             window: Duration::from_secs(window_secs),
         };
+        let log_format = args.log_format.or(file.log_format).as_deref().map(LogFormat::parse).transpose()?.unwrap_or_default();
         Ok(Self {
+            log_format,
             blobs,
             max_file_size,
             user_quota,
@@ -440,6 +467,7 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_S3_REGION",
     "SHELF_MAX_FILE_SIZE",
     "SHELF_USER_QUOTA",
+    "SHELF_LOG_FORMAT",
 ];
 
 /// Variables of the client commands (`--profile`), often set in the same shell as `shelf serve`.

@@ -176,3 +176,14 @@ fn cl8_the_client_profile_variable_is_not_an_unknown_setting() {
     std::env::remove_var("SHELF_PROFILE");
     assert!(!unknown.iter().any(|name| name == "SHELF_PROFILE"), "{unknown:?}");
 }
+
+#[test]
+fn log_format_parses_and_refuses_unknown_formats() {
+    let cli = Cli::try_parse_from(["shelf", "--log-format", "json"]).unwrap();
+    assert_eq!(Config::resolve(cli.serve, FileConfig::default()).unwrap().log_format, LogFormat::Json);
+    let file = FileConfig { log_format: Some("text".into()), ..Default::default() };
+    assert_eq!(Config::resolve(ServeArgs::default(), file).unwrap().log_format, LogFormat::Text);
+    let bad = Cli::try_parse_from(["shelf", "--log-format", "xml"]).unwrap();
+    let error = Config::resolve(bad.serve, FileConfig::default()).unwrap_err().to_string();
+    assert!(error.contains("--log-format"), "{error}");
+}

@@ -17,7 +17,7 @@ use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{BlobChoice, BusChoice, Config, ServeArgs};
+use crate::config::{BlobChoice, BusChoice, Config, LogFormat, ServeArgs};
 
 #[derive(Parser)]
 #[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
@@ -46,15 +46,13 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-                .init();
-            match Config::load(*args) {
-                Ok(config) => serve(config).await,
-                Err(error) => Err(error),
+        Command::Serve(args) => match Config::load(*args) {
+            Ok(config) => {
+                init_server_logs(config.log_format);
+                serve(config).await
             }
-        }
+            Err(error) => Err(error),
+        },
         Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
         Command::Client(command) => {
             // Client commands log only when asked to: stdout is their output, stderr their errors.
@@ -75,6 +73,17 @@ async fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Server logs on stdout (as before), as text or one JSON object per line; either way each line of a request
+/// carries its `request_id` (the `request` span, see `shelf_server::request_id`).
+fn init_server_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
     }
 }
 

@@ -146,7 +146,7 @@ impl IntoResponse for ApiError {
             ApiError::EditConflict(conflicts) => Some(conflicts.iter().map(Into::into).collect()),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { code, message, conflicts })).into_response();
+        let mut response = (status, Json(ErrorBody { code, message, request_id: crate::request_id::current(), conflicts })).into_response();
         if let ApiError::RangeNotSatisfiable(size) = &self {
             // RFC 9110 §14.4: a 416 names the current length so the client can ask again.
             match HeaderValue::try_from(format!("bytes */{size}")) {

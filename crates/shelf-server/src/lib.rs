@@ -9,6 +9,7 @@ pub mod handlers;
 mod openapi;
 mod openapi_responses;
 pub mod realtime;
+pub mod request_id;
 pub mod service;
 pub mod state;
 pub mod web;
@@ -75,7 +76,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        // The request's span is made by `request_id::assign`, which wraps this layer: the trace
+        // events (and everything the handler logs) land in it, request id included.
+        .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id::assign))
         .with_state(state)
 }
 

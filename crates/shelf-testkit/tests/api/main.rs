@@ -13,6 +13,7 @@ mod feed;
 mod isolation;
 mod limits;
 mod materials;
+mod observability;
 mod origins;
 mod realtime;
 mod sync;

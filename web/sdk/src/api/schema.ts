@@ -847,6 +847,11 @@ export interface components {
             /** @description With `edit_conflict`: the overlapping edits, none of which was written. */
             conflicts?: components["schemas"]["ConflictView"][] | null;
             message: string;
+            /**
+             * @description The id of the request that failed (also in the `X-Request-Id` response header): quote it
+             *     when reporting a problem, the server's log lines of that request carry the same id.
+             */
+            requestId?: string | null;
         };
         /**
          * @description Machine-readable error codes. Clients branch on these, never on messages.
