@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// level comes from `RUST_LOG` [default: text].
     #[arg(long, env = "SHELF_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of their own, e.g.
+    /// `127.0.0.1:9187`; keep it off the public network [default: off].
+    #[arg(long, env = "SHELF_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -139,6 +143,7 @@ pub struct FileConfig {
     pub max_file_size: Option<String>,
     pub user_quota: Option<String>,
     pub log_format: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Parses sizes like `100MiB`, `1GB`, `512KiB`, `4096` (bytes).
@@ -228,6 +233,7 @@ pub struct Config {
     pub max_file_size: u64,
     pub user_quota: u64,
     pub log_format: LogFormat,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -255,6 +261,7 @@ impl std::fmt::Debug for Config {
             .field("max_file_size", &self.max_file_size)
             .field("user_quota", &self.user_quota)
             .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -352,7 +359,17 @@ impl Config {
             window: Duration::from_secs(window_secs),
         };
         let log_format = args.log_format.or(file.log_format).as_deref().map(LogFormat::parse).transpose()?.unwrap_or_default();
+        let metrics_listen = args
+            .metrics_listen
+            .or(file.metrics_listen)
+            .map(|raw| {
+                raw.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                    anyhow::anyhow!("--metrics-listen must be an address with a port, e.g. 127.0.0.1:9187 (got {raw:?})")
+                })
+            })
+            .transpose()?;
         Ok(Self {
+            metrics_listen,
             log_format,
             blobs,
             max_file_size,
@@ -468,6 +485,7 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_MAX_FILE_SIZE",
     "SHELF_USER_QUOTA",
     "SHELF_LOG_FORMAT",
+    "SHELF_METRICS_LISTEN",
 ];
 
 /// Variables of the client commands (`--profile`), often set in the same shell as `shelf serve`.

@@ -130,11 +130,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(serve_metrics(address, state.clone()).await?),
+        None => None,
+    };
     let address = listener.local_addr()?;
     println!("Shelf is running at http://{address} (the app; API docs: http://{address}/api/docs)");
-    shelf_server::serve(listener, state, shutdown_signal()).await?;
+    let served = shelf_server::serve(listener, state, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Installs the metrics recorder and serves `/metrics` on its own listener until aborted.
+async fn serve_metrics(address: std::net::SocketAddr, state: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let handle = shelf_server::metrics::install().context("cannot install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+    tracing::info!(%address, "serving Prometheus metrics at /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = shelf_server::metrics::serve(listener, state, handle, std::future::pending()).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    }))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {

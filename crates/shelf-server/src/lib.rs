@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod metrics;
 mod openapi;
 mod openapi_responses;
 pub mod realtime;
@@ -45,7 +46,9 @@ impl AppState {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");
         }
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None })
+        let bus = Arc::new(metrics::MeteredBus::new(bus));
+        let commits = bus.clock.clone();
+        Ok(Self { store, bus, commits, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None })
     }
 }
 
@@ -76,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
         // The request's span is made by `request_id::assign`, which wraps this layer: the trace
         // events (and everything the handler logs) land in it, request id included.
         .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))

@@ -72,6 +72,8 @@ impl Default for ServerSettings {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn ChangeBus>,
+    /// When this instance's recent commits were announced, to time commit → event sent.
+    pub commits: Arc<crate::metrics::CommitClock>,
     pub settings: Arc<ServerSettings>,
     /// Read once at start: the epoch never changes while the database is open.
     pub epoch: Epoch,

@@ -67,6 +67,15 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn pool_stats(&self) -> Vec<shelf_store::PoolStats> {
+        vec![shelf_store::PoolStats {
+            name: "main",
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }]
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
         Ok(())

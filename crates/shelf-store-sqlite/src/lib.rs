@@ -106,6 +106,17 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pool_stats(&self) -> Vec<shelf_store::PoolStats> {
+        let stats = |name, pool: &SqlitePool| shelf_store::PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        };
+        // The library writer is a thread of its own, not a pool; its queue is not sampled here.
+        vec![stats("writer", &self.writer), stats("reader", &self.reader)]
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
         Ok(())

@@ -14,12 +14,14 @@ pub mod write;
 #[cfg(feature = "contract")]
 pub mod contract;
 #[cfg(feature = "contract")]
+mod contract_ops;
+#[cfg(feature = "contract")]
 mod contract_uploads;
 
 pub use error::{StoreError, StoreResult};
 pub use feed::{known_more_after, page_until};
 pub use types::{
-    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey,
+    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, Receipt, ReceiptKey,
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
@@ -37,6 +39,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Succeeds when the database answers a trivial query (readiness).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Occupancy of each connection pool, read without touching the database (metrics).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// The random id fixed when this database was created.
     async fn epoch(&self) -> StoreResult<Epoch>;

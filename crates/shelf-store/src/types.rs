@@ -6,6 +6,17 @@ use shelf_core::{
 };
 use time::OffsetDateTime;
 
+/// One connection pool's occupancy, sampled for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool (`main` on PostgreSQL; `reader`/`writer` on SQLite).
+    pub name: &'static str,
+    /// Open connections, in use or idle.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// What login needs to check a password.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {

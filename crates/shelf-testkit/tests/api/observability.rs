@@ -11,6 +11,7 @@ shelf_testkit::on_every_backend!(
     op1_every_response_has_a_request_id_and_error_bodies_quote_it,
     op1_x_request_id_is_believed_only_from_a_trusted_proxy,
     op2_log_lines_of_a_request_carry_its_id,
+    op3_metrics_count_requests_streams_mutations_uploads_and_pools,
 );
 
 async fn op1_every_response_has_a_request_id_and_error_bodies_quote_it(backend: Backend) {
@@ -63,6 +64,70 @@ async fn op2_log_lines_of_a_request_carry_its_id(backend: Backend) {
     assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
     assert_eq!(line["span"]["route"], "/api/devices", "{line}");
 }
+
+/// OP3: after some traffic, `/metrics` (on its own listener) has every series with values the
+/// traffic explains. Values are lower bounds: tests sharing a process share the recorder.
+async fn op3_metrics_count_requests_streams_mutations_uploads_and_pools(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let handle = shelf_server::metrics::install().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(shelf_server::metrics::serve(listener, server.state.clone(), handle, std::future::pending()));
+    let public = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!public.contains("shelf_"), "metrics are not on the public port: {public}");
+
+    let user = server.user().await;
+    let mut stream = server.events(&user.token, "", None).await;
+    stream.next_event(WAIT).await.expect("the current version");
+    server.create_material(&user.token, "counted").await;
+    stream.next_event(WAIT).await.expect("the new version");
+    let id = uuid::Uuid::new_v4();
+    let batch = json!({"mutations": [
+        {"mutationId": 1, "type": "material.create", "id": id, "data": {"title": "offline"}},
+        {"mutationId": 2, "type": "material.delete", "id": uuid::Uuid::new_v4()},
+    ]});
+    let first = server.post("/api/library/mutations", &user.token, batch.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    server.post("/api/library/mutations", &user.token, batch).await;
+    let bytes = crate::attachments::content(3000, 7);
+    crate::attachments::upload(&server, &user, &bytes).await;
+
+    let text = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+    let at_least = |name: &str, labels: &[(&str, &str)], floor: f64| {
+        let value = series(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"));
+        assert!(value >= floor, "{name} {labels:?} = {value}, expected at least {floor}");
+    };
+    at_least("shelf_http_requests_total", &[("method", "POST"), ("route", "/api/materials"), ("status", "201")], 1.0);
+    at_least("shelf_http_requests_total", &[("method", "POST"), ("route", "/api/auth/login"), ("status", "200")], 1.0);
+    at_least("shelf_http_request_duration_seconds_count", &[("method", "POST"), ("route", "/api/library/mutations")], 2.0);
+    at_least("shelf_http_request_duration_seconds_bucket", &[("route", "/api/materials"), ("le", "+Inf")], 1.0);
+    at_least("shelf_open_streams", &[("transport", "sse")], 1.0);
+    at_least("shelf_stream_events_sent_total", &[("transport", "sse")], 2.0);
+    at_least("shelf_propagation_seconds_count", &[], 1.0);
+    at_least("shelf_sync_mutations_total", &[("result", "applied")], 1.0);
+    at_least("shelf_sync_mutations_total", &[("result", "rejected")], 1.0);
+    at_least("shelf_sync_mutations_total", &[("result", "duplicate")], 2.0);
+    at_least("shelf_upload_bytes_total", &[], 3000.0);
+    at_least("shelf_uploads_completed_total", &[], 1.0);
+    at_least("shelf_db_pool_max_connections", &[], 1.0);
+    at_least("shelf_db_pool_connections", &[("state", "idle")], 0.0);
+    at_least("shelf_password_hashing_waiting", &[], 0.0);
+    at_least("shelf_bus_healthy", &[], 1.0);
+    let propagation = series(&text, "shelf_propagation_seconds_sum", &[]).unwrap();
+    assert!(propagation < 5.0, "a commit reached the stream within the wait: {propagation}s");
+}
+
+/// The value of the first sample of `name` whose labels include `labels`.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = key.split_once('{').unwrap_or((key, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().ok()).flatten()
+    })
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A process-wide JSON subscriber writing into a buffer (installed once per test process).
 fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
