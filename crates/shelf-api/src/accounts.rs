@@ -59,4 +59,14 @@ pub struct DeviceView {
     pub last_seen_at: OffsetDateTime,
     /// True for the session making this request.
     pub current: bool,
+    /// The last library version this device pulled from the feed or was sent on a stream
+    /// (recorded at most about every 30 seconds); `null` until it first syncs.
+    pub last_synced_version: Option<i64>,
+    /// When that was.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_synced_at: Option<OffsetDateTime>,
+    /// How many versions the library is ahead of `lastSyncedVersion`; `null` until it first syncs.
+    #[schema(minimum = 0)]
+    pub lag: Option<i64>,
 }

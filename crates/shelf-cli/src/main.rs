@@ -1,6 +1,7 @@
 //! The `shelf` binary: `shelf serve` (the only place that picks concrete backends) and the
 //! command-line client (`client/`, on `shelf-client`).
 
+mod admin;
 mod client;
 mod config;
 
@@ -38,6 +39,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
     Openapi,
+    /// Operator commands that read the server's database directly.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -53,6 +57,7 @@ async fn main() -> ExitCode {
             }
             Err(error) => Err(error),
         },
+        Command::Admin(command) => admin::run(command, cli.json).await,
         Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
         Command::Client(command) => {
             // Client commands log only when asked to: stdout is their output, stderr their errors.

@@ -48,7 +48,18 @@ impl AppState {
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
         let bus = Arc::new(metrics::MeteredBus::new(bus));
         let commits = bus.clock.clone();
-        Ok(Self { store, bus, commits, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None })
+        Ok(Self {
+            store,
+            bus,
+            commits,
+            settings: Arc::new(settings),
+            epoch,
+            sync_health: Arc::default(),
+            hub: realtime::StreamHub::new(),
+            blobs,
+            hashing,
+            web: None,
+        })
     }
 }
 
@@ -99,18 +110,31 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     let purge = tokio::spawn(purge_tombstones_periodically(state.clone()));
     let sessions = tokio::spawn(close_ended_sessions_periodically(state.clone()));
     let blobs = tokio::spawn(collect_garbage_periodically(state.clone()));
+    let sync_health = tokio::spawn(flush_sync_health_periodically(state.clone()));
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
         hub.begin_shutdown();
     };
     // The peer address feeds rate limits and the trusted-proxy check (`client.rs`).
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     purge.abort();
     sessions.abort();
     blobs.abort();
+    sync_health.abort();
+    state.sync_health.flush(state.store.as_ref()).await;
     result
+}
+
+/// Writes the devices' held-back synced versions (see `service/sync_health.rs`).
+async fn flush_sync_health_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(service::sync_health::THROTTLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.sync_health.flush(state.store.as_ref()).await;
+    }
 }
 
 /// Ends streams whose session was revoked (on any instance) or expired, within one interval.

@@ -77,6 +77,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Read once at start: the epoch never changes while the database is open.
     pub epoch: Epoch,
+    /// The last version each device pulled or was sent, written throttled.
+    pub sync_health: Arc<crate::service::sync_health::SyncHealth>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 mod library;
+mod operations;
 mod rate_limits;
 mod rows;
 mod sync;
@@ -107,6 +108,14 @@ impl Store for PostgresStore {
 
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
         accounts::touch_session(&self.pool, device, now).await
+    }
+
+    async fn record_device_sync(&self, device: DeviceId, version: shelf_core::LibraryVersion, at: OffsetDateTime) -> StoreResult<()> {
+        operations::record_device_sync(&self.pool, device, version, at).await
+    }
+
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<shelf_store::AdminStats> {
+        operations::admin_stats(&self.pool, now).await
     }
 
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {

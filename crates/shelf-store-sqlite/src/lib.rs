@@ -8,6 +8,7 @@ mod accounts;
 mod attachments;
 mod fast_read;
 mod library;
+mod operations;
 mod rate_limits;
 mod rows;
 mod sync;
@@ -148,6 +149,14 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
         accounts::touch_session(&self.writer, device, now).await
+    }
+
+    async fn record_device_sync(&self, device: DeviceId, version: shelf_core::LibraryVersion, at: OffsetDateTime) -> StoreResult<()> {
+        operations::record_device_sync(&self.writer, device, version, at).await
+    }
+
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<shelf_store::AdminStats> {
+        operations::admin_stats(&self.reader, now).await
     }
 
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {

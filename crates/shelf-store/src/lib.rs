@@ -21,7 +21,7 @@ mod contract_uploads;
 pub use error::{StoreError, StoreResult};
 pub use feed::{known_more_after, page_until};
 pub use types::{
-    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, Receipt, ReceiptKey,
+    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, AdminStats, Receipt, ReceiptKey,
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
@@ -65,6 +65,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's live sessions, oldest first.
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>>;
+
+    /// Records that `device` pulled or was sent `version` at `at` (and was seen then). Never
+    /// lowers a recorded version; an unknown device is no error (it may have just signed out).
+    async fn record_device_sync(&self, device: DeviceId, version: LibraryVersion, at: OffsetDateTime) -> StoreResult<()>;
+
+    /// Counts for `shelf admin stats`: users, live sessions and their lag, materials, blobs.
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<AdminStats>;
 
     /// Revokes one of the user's sessions; false if the user has no such session.
     async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;

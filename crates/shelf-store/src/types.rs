@@ -52,6 +52,24 @@ pub struct SessionInfo {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The last library version this device pulled or was sent, and when (`None`: never synced).
+    pub synced: Option<(LibraryVersion, OffsetDateTime)>,
+}
+
+/// What `shelf admin stats` reports, read in one go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdminStats {
+    pub users: u64,
+    /// Live (unexpired) sessions, one per signed-in device.
+    pub live_sessions: u64,
+    /// Live sessions that never pulled or were sent a version.
+    pub never_synced: u64,
+    /// For every live session that synced: its user's library version minus its synced version.
+    pub lags: Vec<i64>,
+    pub materials: u64,
+    /// Blobs held (per user, by content) and their bytes.
+    pub blobs: u64,
+    pub blob_bytes: u64,
 }
 
 /// The result of a library write: the entity state after the mutation.

@@ -76,6 +76,13 @@ impl StreamHub {
     }
 }
 
+impl StreamRegistration {
+    /// The device this stream belongs to.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+}
+
 impl Drop for StreamRegistration {
     fn drop(&mut self) {
         let mut devices = self.hub.devices();

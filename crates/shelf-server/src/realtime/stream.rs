@@ -143,6 +143,7 @@ impl VersionStream {
         self.last_sent = Some(sent);
         self.metered.sent();
         self.state.commits.sent(self.user, sent);
+        self.state.sync_health.sent(self.registration.device(), sent);
         StreamMessage::Version { version: sent, payload }
     }
 }

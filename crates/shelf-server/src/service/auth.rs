@@ -11,7 +11,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use shelf_core::{DeviceId, DeviceName, Email, Password, UserId};
-use shelf_store::{NewSession, SessionAuth, SessionInfo, Store};
+use shelf_store::{NewSession, SessionAuth, Store};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -191,10 +191,6 @@ pub async fn authenticate(store: &dyn Store, token: &str) -> ApiResult<SessionAu
         store.touch_session(session.device_id, at).await?;
     }
     Ok(session)
-}
-
-pub async fn devices(store: &dyn Store, user: UserId) -> ApiResult<Vec<SessionInfo>> {
-    Ok(store.list_sessions(user, now()).await?)
 }
 
 pub async fn revoke(store: &dyn Store, user: UserId, device: DeviceId) -> ApiResult<()> {

@@ -7,6 +7,7 @@ pub mod hashing;
 pub mod library;
 pub mod mutations;
 pub mod rate_limits;
+pub mod sync_health;
 pub mod tickets;
 pub mod uploads;
 pub mod versions;

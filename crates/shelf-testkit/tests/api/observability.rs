@@ -12,6 +12,7 @@ shelf_testkit::on_every_backend!(
     op1_x_request_id_is_believed_only_from_a_trusted_proxy,
     op2_log_lines_of_a_request_carry_its_id,
     op3_metrics_count_requests_streams_mutations_uploads_and_pools,
+    op4_devices_show_their_synced_version_and_lag,
 );
 
 async fn op1_every_response_has_a_request_id_and_error_bodies_quote_it(backend: Backend) {
@@ -115,6 +116,45 @@ async fn op3_metrics_count_requests_streams_mutations_uploads_and_pools(backend:
     at_least("shelf_bus_healthy", &[], 1.0);
     let propagation = series(&text, "shelf_propagation_seconds_sum", &[]).unwrap();
     assert!(propagation < 5.0, "a commit reached the stream within the wait: {propagation}s");
+}
+
+/// OP4: a feed pull or a stream event records the device's synced version (a pull at once, later
+/// ones and stream events throttled until the next flush); the device list shows it with the lag.
+async fn op4_devices_show_their_synced_version_and_lag(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let phone = server.login(&user, "phone").await.body["token"].as_str().unwrap().to_owned();
+    let devices = |token: String| {
+        let server = &server;
+        async move {
+            let list = server.get("/api/devices", &token).await;
+            assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+            let by_name = |name: &str| list.body.as_array().unwrap().iter().find(|d| d["deviceName"] == name).unwrap().clone();
+            (by_name("first device"), by_name("phone"))
+        }
+    };
+    let (laptop, phone_view) = devices(user.token.clone()).await;
+    assert_eq!((laptop["lastSyncedVersion"].clone(), laptop["lag"].clone()), (json!(null), json!(null)));
+    assert_eq!(phone_view["lastSyncedAt"], json!(null));
+
+    assert_eq!(server.get("/api/library/changes?since=0", &user.token).await.status, StatusCode::OK);
+    server.create_material(&user.token, "one").await;
+    server.create_material(&user.token, "two").await;
+    let (laptop, _) = devices(user.token.clone()).await;
+    assert_eq!((laptop["lastSyncedVersion"].as_i64(), laptop["lag"].as_i64()), (Some(1), Some(2)), "{laptop}");
+    assert!(laptop["lastSyncedAt"].is_string());
+
+    let mut stream = server.events(&phone, "", None).await;
+    assert_eq!(stream.next_event(WAIT).await.unwrap().json()["libraryVersion"], 3);
+    server.get("/api/library/changes?since=1", &user.token).await;
+    let (laptop, phone_view) = devices(phone.clone()).await;
+    assert_eq!(laptop["lastSyncedVersion"].as_i64(), Some(1), "a second pull within the throttle waits for the flush");
+    assert_eq!(phone_view["lastSyncedVersion"], json!(null), "a stream event is never written on the stream's path");
+
+    server.state.sync_health.flush(server.store.as_ref()).await;
+    let (laptop, phone_view) = devices(phone).await;
+    assert_eq!((laptop["lastSyncedVersion"].as_i64(), laptop["lag"].as_i64()), (Some(3), Some(0)));
+    assert_eq!((phone_view["lastSyncedVersion"].as_i64(), phone_view["lag"].as_i64()), (Some(3), Some(0)));
 }
 
 /// The value of the first sample of `name` whose labels include `labels`.

@@ -82,7 +82,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The current user's live sessions, oldest first. */
+        /** The current user's live sessions, oldest first, each with its sync health. */
         get: operations["listDevices"];
         put?: never;
         post?: never;
@@ -619,8 +619,24 @@ export interface components {
             /** Format: uuid */
             deviceId: string;
             deviceName: string;
+            /**
+             * Format: int64
+             * @description How many versions the library is ahead of `lastSyncedVersion`; `null` until it first syncs.
+             */
+            lag?: number | null;
             /** Format: date-time */
             lastSeenAt: string;
+            /**
+             * Format: date-time
+             * @description When that was.
+             */
+            lastSyncedAt?: string | null;
+            /**
+             * Format: int64
+             * @description The last library version this device pulled from the feed or was sent on a stream
+             *     (recorded at most about every 30 seconds); `null` until it first syncs.
+             */
+            lastSyncedVersion?: number | null;
         };
         /** @description The fields every queued mutation carries, and its `data`. */
         Envelope_AttachmentAddData: {
