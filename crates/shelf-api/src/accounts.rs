@@ -45,6 +45,25 @@ pub struct LoginResponse {
     pub expires_at: OffsetDateTime,
 }
 
+/// `DELETE /api/account`: the password again, so a borrowed session cannot delete the account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    #[schema(max_length = 4096)]
+    pub password: String,
+}
+
+/// `POST /api/auth/password`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(max_length = 4096)]
+    pub current_password: String,
+    /// 8 to 1024 characters, like at registration.
+    #[schema(min_length = 8, max_length = 1024, pattern = "^[^\\u0000]*$")]
+    pub new_password: String,
+}
+
 /// One device session of the current user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

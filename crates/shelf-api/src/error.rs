@@ -37,6 +37,8 @@ pub enum ErrorCode {
     ConflictOverflow,
     /// The mutation batch's `protocolVersion` is not one this server speaks.
     UnsupportedProtocol,
+    /// The password sent to confirm an account change (password change, deletion) is wrong.
+    WrongPassword,
 }
 
 impl ErrorCode {
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::AttachmentExists => "attachment_exists",
             ErrorCode::ConflictOverflow => "conflict_overflow",
             ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::WrongPassword => "wrong_password",
         }
     }
 }

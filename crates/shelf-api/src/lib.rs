@@ -12,6 +12,7 @@ mod library;
 mod sync;
 
 pub use accounts::{DeviceView, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse};
+pub use accounts::{ChangePasswordRequest, DeleteAccountRequest};
 pub use error::{ErrorBody, ErrorCode};
 pub use library::{
     ChangeView, ChangesQuery, ChangesResponse, CreateMaterialRequest, DeletedResponse, LibraryVersionResponse,

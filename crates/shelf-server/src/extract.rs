@@ -92,7 +92,7 @@ impl CurrentDevice {
                 return Err(if cookie_use == CookieUse::Change { ApiError::CsrfRejected } else { ApiError::ForeignOrigin });
             }
         }
-        let auth = authenticate(state.store.as_ref(), credential.token()).await?;
+        let auth = authenticate(state.store.as_ref(), credential.token(), state.settings.session_ttl).await?;
         Ok(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id })
     }
 }

@@ -114,6 +114,22 @@ impl Store for PostgresStore {
         operations::record_device_sync(&self.pool, device, version, at).await
     }
 
+    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        operations::renew_session(&self.pool, device, now, expires_at).await
+    }
+
+    async fn account(&self, user: UserId) -> StoreResult<Option<shelf_store::Account>> {
+        operations::account(&self.pool, user).await
+    }
+
+    async fn change_password(&self, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>> {
+        operations::change_password(&self.pool, user, password_hash, keep).await
+    }
+
+    async fn delete_user(&self, user: UserId) -> StoreResult<shelf_store::DeletedAccount> {
+        operations::delete_user(&self.pool, user).await
+    }
+
     async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<shelf_store::AdminStats> {
         operations::admin_stats(&self.pool, now).await
     }

@@ -1,9 +1,11 @@
-//! What operators need: device sync health and the counts of `shelf admin stats`.
+//! What operators need: device sync health, the counts of `shelf admin stats`, and the account
+//! lifecycle (sliding expiry, password change, deletion).
 
-use shelf_core::{DeviceId, LibraryVersion};
-use shelf_store::{AdminStats, StoreResult};
+use shelf_core::{DeviceId, LibraryVersion, UserId};
+use shelf_store::{Account, AdminStats, DeletedAccount, StoreError, StoreResult};
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::db_err;
 
@@ -56,4 +58,72 @@ pub async fn admin_stats(pool: &PgPool, now: OffsetDateTime) -> StoreResult<Admi
         blobs: count("blobs")?,
         blob_bytes: count("blob_bytes")?,
     })
+}
+
+pub async fn renew_session(pool: &PgPool, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = greatest(expires_at, $2) WHERE id = $3 AND expires_at > $1")
+        .bind(now)
+        .bind(expires_at)
+        .bind(device.0)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn account(pool: &PgPool, user: UserId) -> StoreResult<Option<Account>> {
+    let row = sqlx::query("SELECT email, password_hash FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| Ok(Account { email: row.try_get("email").map_err(db_err)?, password_hash: row.try_get("password_hash").map_err(db_err)? }))
+        .transpose()
+}
+
+pub async fn change_password(pool: &PgPool, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::UserNotFound);
+    }
+    let revoked = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id")
+        .bind(user.0)
+        .bind(keep.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|row| row.try_get::<Uuid, _>("id").map(DeviceId).map_err(db_err))
+        .collect::<StoreResult<Vec<_>>>()?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(revoked)
+}
+
+/// Takes the user's row lock first (the lock every library writer of the user takes), so no
+/// write of this user is half-way while the rows go.
+pub async fn delete_user(pool: &PgPool, user: UserId) -> StoreResult<DeletedAccount> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if found.is_none() {
+        return Err(StoreError::UserNotFound);
+    }
+    let devices: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
+    let uploads: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM uploads WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
+    let blobs: Vec<String> =
+        sqlx::query_scalar("SELECT sha256 FROM stored_blobs WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(DeletedAccount { devices: devices.into_iter().map(DeviceId).collect(), blobs, uploads })
 }

@@ -13,7 +13,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{NewSession, Store, StoreError};
 
-pub use crate::contract_ops::{op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted};
+pub use crate::contract_ops::{
+    au11_sessions_renew_while_in_use, au12_password_change_signs_out_the_other_sessions, au13_deleting_a_user_removes_all_of_theirs_only,
+    op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted,
+};
 pub use crate::contract_uploads::{
     at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
     at7_quota_counts_stored_blobs_and_uploads_in_flight, at7_racing_creations_reserve_atomically,
@@ -653,7 +656,10 @@ macro_rules! contract_tests {
             at7_quota_counts_stored_blobs_and_uploads_in_flight,
             au7_attempts_count_per_bucket_and_window,
             op3_pool_stats_are_within_bounds,
-            op4_device_sync_is_recorded_and_counted
+            op4_device_sync_is_recorded_and_counted,
+            au11_sessions_renew_while_in_use,
+            au12_password_change_signs_out_the_other_sessions,
+            au13_deleting_a_user_removes_all_of_theirs_only
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {

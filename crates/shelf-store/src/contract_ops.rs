@@ -6,7 +6,7 @@
 use shelf_core::{DeviceId, Email, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
 use time::{Duration, OffsetDateTime};
 
-use crate::{NewSession, Store};
+use crate::{DeletedAccount, NewSession, NewUpload, Store, StoreError, StoredBlob};
 
 /// OP3: every backend names its pools and reports an occupancy within its maximum.
 pub async fn op3_pool_stats_are_within_bounds(store: &dyn Store) {
@@ -86,4 +86,73 @@ pub async fn op4_device_sync_is_recorded_and_counted(store: &dyn Store) {
     let mut lags = stats.lags.clone();
     lags.sort_unstable();
     assert_eq!((lags, stats.never_synced), (vec![0, v3.0 - 1], 0));
+}
+
+/// AU11: a session in use slides its expiry forward, never back, and an expired one stays dead.
+pub async fn au11_sessions_renew_while_in_use(store: &dyn Store) {
+    let u = user(store).await;
+    let laptop = session(store, u, "laptop").await;
+    let later = now() + Duration::minutes(10);
+    store.renew_session(laptop.device_id, later, later + Duration::days(30)).await.unwrap();
+    let auth = store.session_by_token_hash(&laptop.token_hash, later).await.unwrap().unwrap();
+    assert_eq!((auth.last_seen_at, auth.expires_at), (later, later + Duration::days(30)));
+    store.renew_session(laptop.device_id, later, later + Duration::days(1)).await.unwrap();
+    assert_eq!(store.session_by_token_hash(&laptop.token_hash, later).await.unwrap().unwrap().expires_at, later + Duration::days(30));
+    let dead = later + Duration::days(31);
+    store.renew_session(laptop.device_id, dead, dead + Duration::days(30)).await.unwrap();
+    assert!(store.session_by_token_hash(&laptop.token_hash, dead).await.unwrap().is_none(), "an expired session is not revived");
+}
+
+/// AU12: a password change keeps the current session and deletes the others, atomically.
+pub async fn au12_password_change_signs_out_the_other_sessions(store: &dyn Store) {
+    let u = user(store).await;
+    let laptop = session(store, u, "laptop").await;
+    let phone = session(store, u, "phone").await;
+    let other = user(store).await;
+    let others_session = session(store, other, "theirs").await;
+    let before = store.account(u).await.unwrap().unwrap();
+    let revoked = store.change_password(u, "new hash", laptop.device_id).await.unwrap();
+    assert_eq!(revoked, vec![phone.device_id]);
+    let after = store.account(u).await.unwrap().unwrap();
+    assert_eq!((after.email, after.password_hash.as_str()), (before.email, "new hash"));
+    let listed: Vec<DeviceId> = store.list_sessions(u, now()).await.unwrap().iter().map(|s| s.device_id).collect();
+    assert_eq!(listed, vec![laptop.device_id]);
+    assert_eq!(store.list_sessions(other, now()).await.unwrap()[0].device_id, others_session.device_id);
+    assert!(matches!(store.change_password(UserId::new(), "x", laptop.device_id).await, Err(StoreError::UserNotFound)));
+    assert!(store.account(UserId::new()).await.unwrap().is_none());
+}
+
+/// AU13: deleting a user removes everything of theirs and nothing of anyone else's, and says
+/// which devices, blobs and uploads went with it.
+pub async fn au13_deleting_a_user_removes_all_of_theirs_only(store: &dyn Store) {
+    let u = user(store).await;
+    let laptop = session(store, u, "laptop").await;
+    bump(store, u).await;
+    let other = user(store).await;
+    let theirs = session(store, other, "theirs").await;
+    let their_version = bump(store, other).await;
+    let blob = StoredBlob { sha256: "a".repeat(64), size: 10, stored_at: now() };
+    store.backfill_stored_blobs(&[(u, blob.clone()), (other, blob.clone())]).await.unwrap();
+    let upload = NewUpload {
+        id: uuid::Uuid::new_v4(),
+        user: u,
+        length: 5,
+        sha256: "b".repeat(64),
+        filename: None,
+        created_at: now(),
+    };
+    store.create_upload(&upload, 1 << 20).await.unwrap();
+
+    let deleted = store.delete_user(u).await.unwrap();
+    assert_eq!(deleted, DeletedAccount { devices: vec![laptop.device_id], blobs: vec![blob.sha256.clone()], uploads: vec![upload.id] });
+    assert!(store.session_by_token_hash(&laptop.token_hash, now()).await.unwrap().is_none());
+    assert!(store.account(u).await.unwrap().is_none());
+    assert!(store.upload(u, upload.id).await.unwrap().is_none());
+    assert!(store.stored_blob(u, &blob.sha256).await.unwrap().is_none());
+    assert!(store.library_versions(&[u]).await.unwrap().is_empty());
+    assert!(matches!(store.delete_user(u).await, Err(StoreError::UserNotFound)));
+
+    assert!(store.session_by_token_hash(&theirs.token_hash, now()).await.unwrap().is_some());
+    assert_eq!(store.library_version(other).await.unwrap(), their_version);
+    assert!(store.stored_blob(other, &blob.sha256).await.unwrap().is_some(), "the same content of another user stays");
 }

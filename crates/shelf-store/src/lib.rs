@@ -21,7 +21,7 @@ mod contract_uploads;
 pub use error::{StoreError, StoreResult};
 pub use feed::{known_more_after, page_until};
 pub use types::{
-    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, AdminStats, Receipt, ReceiptKey,
+    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, AdminStats, Account, DeletedAccount, Receipt, ReceiptKey,
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
@@ -65,6 +65,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's live sessions, oldest first.
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>>;
+
+    /// Moves a live session's expiry to `expires_at` (never earlier) and its last-seen time to
+    /// `now`: sessions in use do not expire (sliding expiry).
+    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+
+    /// The user's e-mail address and password hash, if the user exists.
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>>;
+
+    /// Sets the user's password hash and deletes every session but `keep`, in one transaction;
+    /// returns the devices signed out. [`StoreError::UserNotFound`] for no such user.
+    async fn change_password(&self, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>>;
+
+    /// Deletes the user and everything of theirs (sessions, tickets, library, receipts,
+    /// conflicts, dead letters, uploads, blob records — all by `ON DELETE CASCADE` from `users`)
+    /// in one transaction under the user's lock, and returns what the caller must still clean up
+    /// outside the database. [`StoreError::UserNotFound`] for no such user.
+    async fn delete_user(&self, user: UserId) -> StoreResult<DeletedAccount>;
 
     /// Records that `device` pulled or was sent `version` at `at` (and was seen then). Never
     /// lowers a recorded version; an unknown device is no error (it may have just signed out).

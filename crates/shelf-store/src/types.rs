@@ -56,6 +56,24 @@ pub struct SessionInfo {
     pub synced: Option<(LibraryVersion, OffsetDateTime)>,
 }
 
+/// An account as its owner re-proves it (password change, deletion).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub password_hash: String,
+}
+
+/// What went with a deleted account, for the caller to finish outside the database: end the
+/// devices' streams, delete the blobs' bytes and the uploads' staged parts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletedAccount {
+    pub devices: Vec<DeviceId>,
+    /// SHA-256 of every blob the user held (keys `<user>/<sha256>`; never shared between users).
+    pub blobs: Vec<String>,
+    /// Uploads that were in flight.
+    pub uploads: Vec<uuid::Uuid>,
+}
+
 /// What `shelf admin stats` reports, read in one go.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AdminStats {

@@ -1,6 +1,7 @@
 //! The domain services behind the handlers. Nothing here knows HTTP: services take parsed
 //! inputs and return domain values or [`ApiError`](crate::error::ApiError) outcomes.
 
+pub mod account;
 pub mod attachments;
 pub mod auth;
 pub mod hashing;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod account;
 mod atomicity;
 mod attachments;
 mod auth;

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes the account with all its data, sessions, files and uploads; its streams end. Needs the
+         *     password again.
+         */
+        delete: operations["deleteAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -35,6 +55,23 @@ export interface paths {
         put?: never;
         /** Ends the current device session and clears the cookie it came with. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Changes the password and signs out every other device (their streams end); this session stays. */
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -536,6 +573,12 @@ export interface components {
             /** Format: int64 */
             mutationId: number;
         };
+        /** @description `POST /api/auth/password`. */
+        ChangePasswordRequest: {
+            currentPassword: string;
+            /** @description 8 to 1024 characters, like at registration. */
+            newPassword: string;
+        };
         /** @description One entity's latest state (`op: "upsert"`) or tombstone (`op: "delete"`, `data: null`). */
         ChangeView: {
             /** @description A MaterialFields or ProgressView object, or null for a tombstone. */
@@ -604,6 +647,10 @@ export interface components {
             tags?: components["schemas"]["TagText"][];
             /** @description 1 to 500 characters, not blank (trimmed when stored). */
             title: string;
+        };
+        /** @description `DELETE /api/account`: the password again, so a borrowed session cannot delete the account. */
+        DeleteAccountRequest: {
+            password: string;
         };
         /** @description The answer to a delete: the library version it committed at. */
         DeletedResponse: {
@@ -873,7 +920,7 @@ export interface components {
          * @description Machine-readable error codes. Clients branch on these, never on messages.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "rate_limited" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
+        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "rate_limited" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol" | "wrong_password";
         LibraryVersionResponse: {
             /** @description Changes when the database is replaced or restored; a client then resyncs from 0. */
             epoch: string;
@@ -1140,6 +1187,91 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    deleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description the account and everything of it are gone */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description validation_failed or invalid_json: the request breaks the documented schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid Bearer token, session cookie or stream ticket */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description wrong_password (nothing was deleted), or csrf_rejected */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body exceeds the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: the body's Content-Type is not the documented one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After): too many wrong passwords for this account or address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -1242,6 +1374,91 @@ export interface operations {
             };
             /** @description csrf_rejected: a cookie-authenticated change needs X-Shelf-Csrf or a same-origin Origin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description changed; the other sessions are revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description validation_failed: the new password breaks the rules */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid Bearer token, session cookie or stream ticket */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description wrong_password (nothing was changed), or csrf_rejected */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body exceeds the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: the body's Content-Type is not the documented one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After): too many wrong passwords for this account or address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
