@@ -78,7 +78,8 @@ pub struct DeviceView {
     pub last_seen_at: OffsetDateTime,
     /// True for the session making this request.
     pub current: bool,
-    /// The last library version this device pulled from the feed or was sent on a stream
+    /// The last library version this device pulled from the feed or was sent with its changes on
+    /// a stream
     /// (recorded at most about every 30 seconds); `null` until it first syncs.
     pub last_synced_version: Option<i64>,
     /// When that was.

@@ -167,6 +167,13 @@ async fn purge_tombstones_periodically(state: AppState) {
             Ok(removed) => tracing::info!(removed, "purged expired tombstones"),
             Err(error) => tracing::warn!(%error, "tombstone purge failed; will retry"),
         }
+        // Before the retention ends, a tombstone can go once every device active within the
+        // retention has pulled past it (spec CF6); a device left behind resyncs.
+        match state.store.compact_tombstones(cutoff, service::auth::now()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "compacted tombstones every active device has pulled"),
+            Err(error) => tracing::warn!(%error, "tombstone compaction failed; will retry"),
+        }
         if let Err(error) = service::rate_limits::purge(state.store.as_ref(), &state.settings.rate_limits, service::auth::now()).await {
             tracing::warn!(%error, "rate-limit counter purge failed; will retry");
         }

@@ -267,6 +267,10 @@ impl Store for PostgresStore {
         library::changes_since(&self.pool, user, since, limit, max_bytes).await
     }
 
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+        operations::compact_tombstones(&self.pool, active_since, now).await
+    }
+
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
         write::purge_tombstones(&self.pool, older_than).await
     }

@@ -127,3 +127,32 @@ pub async fn delete_user(pool: &PgPool, user: UserId) -> StoreResult<DeletedAcco
     tx.commit().await.map_err(db_err)?;
     Ok(DeletedAccount { devices: devices.into_iter().map(DeviceId).collect(), blobs, uploads })
 }
+
+/// Raises horizons first, then deletes only tombstones at or below the raised horizon (as the
+/// retention purge does): a tombstone committed in between has a version above every cursor the
+/// first statement read, so it stays.
+pub async fn compact_tombstones(pool: &PgPool, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::query(
+        "UPDATE users SET feed_horizon = greatest(feed_horizon, coalesce((
+             SELECT max(c.version) FROM library_changes c
+             WHERE c.user_id = users.id AND c.op = 'delete' AND c.version <= (
+                 SELECT min(coalesce(s.synced_version, 0)) FROM sessions s
+                 WHERE s.user_id = users.id AND s.expires_at > $1 AND s.last_seen_at >= $2)), 0))
+         WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id AND s.expires_at > $1 AND s.last_seen_at >= $2)",
+    )
+    .bind(now)
+    .bind(active_since)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let done = sqlx::query(
+        "DELETE FROM library_changes c USING users u
+         WHERE u.id = c.user_id AND c.op = 'delete' AND c.version <= u.feed_horizon",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(done.rows_affected())
+}

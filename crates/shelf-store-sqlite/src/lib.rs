@@ -308,6 +308,10 @@ impl Store for SqliteStore {
         library::changes_since(&self.reader, user, since, limit, max_bytes).await
     }
 
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+        operations::compact_tombstones(&self.writer, active_since, now).await
+    }
+
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
         write::purge_tombstones(&self.writer, older_than).await
     }

@@ -119,3 +119,33 @@ pub async fn delete_user(pool: &SqlitePool, user: UserId) -> StoreResult<Deleted
     tx.commit().await.map_err(db_err)?;
     Ok(DeletedAccount { devices: devices.into_iter().map(DeviceId).collect(), blobs, uploads })
 }
+
+/// One `BEGIN IMMEDIATE` transaction: no write commits between raising the horizons and deleting
+/// below them.
+pub async fn compact_tombstones(pool: &SqlitePool, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    // SQLite's two-argument max() is NULL if either is: a user without tombstones to drop keeps
+    // the horizon it had.
+    sqlx::query(
+        "UPDATE users SET feed_horizon = max(feed_horizon, coalesce((
+             SELECT max(c.version) FROM library_changes c
+             WHERE c.user_id = users.id AND c.op = 'delete' AND c.version <= (
+                 SELECT min(coalesce(s.synced_version, 0)) FROM sessions s
+                 WHERE s.user_id = users.id AND s.expires_at > ?1 AND s.last_seen_at >= ?2)), 0))
+         WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id AND s.expires_at > ?1 AND s.last_seen_at >= ?2)",
+    )
+    .bind(micros(now))
+    .bind(micros(active_since))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let done = sqlx::query(
+        "DELETE FROM library_changes WHERE op = 'delete'
+             AND version <= (SELECT feed_horizon FROM users WHERE users.id = library_changes.user_id)",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(done.rows_affected())
+}

@@ -15,7 +15,7 @@ use crate::{NewSession, Store, StoreError};
 
 pub use crate::contract_ops::{
     au11_sessions_renew_while_in_use, au12_password_change_signs_out_the_other_sessions, au13_deleting_a_user_removes_all_of_theirs_only,
-    op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted,
+    cf6_tombstones_compact_behind_the_active_devices, op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted,
 };
 pub use crate::contract_uploads::{
     at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
@@ -659,7 +659,8 @@ macro_rules! contract_tests {
             op4_device_sync_is_recorded_and_counted,
             au11_sessions_renew_while_in_use,
             au12_password_change_signs_out_the_other_sessions,
-            au13_deleting_a_user_removes_all_of_theirs_only
+            au13_deleting_a_user_removes_all_of_theirs_only,
+            cf6_tombstones_compact_behind_the_active_devices
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {

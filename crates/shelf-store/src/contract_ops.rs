@@ -3,7 +3,7 @@
 //! Contract rules for what operators need: pool occupancy, device sync health, account
 //! lifecycle. Run by every backend through [`contract_tests!`](crate::contract_tests).
 
-use shelf_core::{DeviceId, Email, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
+use shelf_core::{ChangeOp, DeviceId, Email, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::{DeletedAccount, NewSession, NewUpload, Store, StoreError, StoredBlob};
@@ -44,14 +44,7 @@ async fn session(store: &dyn Store, user: UserId, name: &str) -> NewSession {
 }
 
 async fn bump(store: &dyn Store, user: UserId) -> LibraryVersion {
-    let mutation = LibraryMutation::CreateMaterial {
-        id: MaterialId::new(),
-        title: MaterialTitle::parse("m").unwrap(),
-        body: MaterialBody::parse("").unwrap(),
-        tags: Tags::parse::<&str>(&[]).unwrap(),
-        progress: None,
-    };
-    store.apply(user, &mutation, now()).await.unwrap().library_version
+    store.apply(user, &create(MaterialId::new()), now()).await.unwrap().library_version
 }
 
 /// OP4: a device's synced version is recorded, never lowered, listed with its session, and
@@ -155,4 +148,56 @@ pub async fn au13_deleting_a_user_removes_all_of_theirs_only(store: &dyn Store) 
     assert!(store.session_by_token_hash(&theirs.token_hash, now()).await.unwrap().is_some());
     assert_eq!(store.library_version(other).await.unwrap(), their_version);
     assert!(store.stored_blob(other, &blob.sha256).await.unwrap().is_some(), "the same content of another user stays");
+}
+
+/// CF6: tombstones go once every recently active session has pulled past them; a session that
+/// was not active holds nothing back and, behind the horizon, must resync.
+pub async fn cf6_tombstones_compact_behind_the_active_devices(store: &dyn Store) {
+    let u = user(store).await;
+    let laptop = session(store, u, "laptop").await;
+    let phone = session(store, u, "phone").await;
+    let (first, second, third) = (MaterialId::new(), MaterialId::new(), MaterialId::new());
+    for id in [first, second, third] {
+        store.apply(u, &create(id), now()).await.unwrap(); // v2, v3, v4
+    }
+    for id in [first, second] {
+        store.apply(u, &LibraryMutation::DeleteMaterial { id, base_version: None }, now()).await.unwrap(); // v5, v6
+    }
+    let other = user(store).await;
+    let others_session = session(store, other, "theirs").await;
+    let theirs = MaterialId::new();
+    store.apply(other, &create(theirs), now()).await.unwrap(); // v2
+    store.apply(other, &LibraryMutation::DeleteMaterial { id: theirs, base_version: None }, now()).await.unwrap(); // v3
+    store.record_device_sync(others_session.device_id, LibraryVersion(2), now()).await.unwrap();
+
+    let t = now();
+    let recently = t - Duration::days(30);
+    // The phone never synced: nothing goes.
+    store.record_device_sync(laptop.device_id, LibraryVersion(6), t).await.unwrap();
+    assert_eq!(store.compact_tombstones(recently, t).await.unwrap(), 0);
+    // The phone pulled up to v5: the tombstone at v5 goes, v6 stays.
+    store.record_device_sync(phone.device_id, LibraryVersion(5), t).await.unwrap();
+    assert_eq!(store.compact_tombstones(recently, t).await.unwrap(), 1);
+    assert!(matches!(store.changes_since(u, LibraryVersion(4), 10, u64::MAX).await, Err(StoreError::ResyncRequired { .. })));
+    let from_phone = store.changes_since(u, LibraryVersion(5), 10, u64::MAX).await.unwrap();
+    assert_eq!(from_phone.changes.iter().map(|c| (c.id, c.op)).collect::<Vec<_>>(), vec![(second, ChangeOp::Delete)]);
+    // The phone goes quiet for longer than the retention: it no longer holds v6 back.
+    store.touch_session(phone.device_id, t - Duration::days(31)).await.unwrap();
+    assert_eq!(store.compact_tombstones(recently, t).await.unwrap(), 1);
+    assert!(matches!(store.changes_since(u, LibraryVersion(5), 10, u64::MAX).await, Err(StoreError::ResyncRequired { .. })), "the phone must resync");
+    let snapshot = store.changes_since(u, LibraryVersion(0), 10, u64::MAX).await.unwrap();
+    assert_eq!(snapshot.changes.iter().map(|c| c.id).collect::<Vec<_>>(), vec![third], "a snapshot still has every live material");
+    // Another user's tombstone stays: their only device pulled up to v2, below it.
+    let their_feed = store.changes_since(other, LibraryVersion(2), 10, u64::MAX).await.unwrap();
+    assert_eq!(their_feed.changes.iter().map(|c| (c.id, c.op)).collect::<Vec<_>>(), vec![(theirs, ChangeOp::Delete)]);
+}
+
+fn create(id: MaterialId) -> LibraryMutation {
+    LibraryMutation::CreateMaterial {
+        id,
+        title: MaterialTitle::parse("m").unwrap(),
+        body: MaterialBody::parse("").unwrap(),
+        tags: Tags::parse::<&str>(&[]).unwrap(),
+        progress: None,
+    }
 }

@@ -237,6 +237,14 @@ pub trait Store: Send + Sync + 'static {
     /// the client may have missed were purged, or when `since` is ahead of the library.
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage>;
 
+    /// Compaction driven by device cursors (spec CF6): for every user with a session seen since
+    /// `active_since` (and live at `now`), raises the feed horizon to the newest tombstone that
+    /// every such session has pulled past (a session that never synced holds everything back),
+    /// then deletes the tombstones at or below each user's horizon. Sessions not seen since
+    /// `active_since` hold nothing back; if they return behind the horizon they get
+    /// `ResyncRequired`. Returns how many tombstones were removed.
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64>;
+
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64>;

@@ -143,7 +143,11 @@ impl VersionStream {
         self.last_sent = Some(sent);
         self.metered.sent();
         self.state.commits.sent(self.user, sent);
-        self.state.sync_health.sent(self.registration.device(), sent);
+        // Only an event that carried the delta brings the device to `sent`; a bare announcement
+        // makes it pull, and the pull records it (tombstone compaction trusts this, spec CF6).
+        if payload.get("changes").is_some() {
+            self.state.sync_health.sent(self.registration.device(), sent);
+        }
         StreamMessage::Version { version: sent, payload }
     }
 }

@@ -45,7 +45,8 @@ impl SyncHealth {
         }
     }
 
-    /// The device was sent `version` on a stream: kept for the next flush, never written here.
+    /// The device was sent the changes up to `version` on a stream: kept for the next flush,
+    /// never written here.
     pub fn sent(&self, device: DeviceId, version: LibraryVersion) {
         let mut devices = self.devices.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let seen = devices.entry(device).or_insert_with(|| Observed {

@@ -8,6 +8,7 @@ mod atomicity;
 mod attachments;
 mod auth;
 mod bounds;
+mod compaction;
 mod concurrency;
 mod edges;
 mod feed;

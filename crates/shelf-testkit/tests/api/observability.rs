@@ -118,7 +118,7 @@ async fn op3_metrics_count_requests_streams_mutations_uploads_and_pools(backend:
     assert!(propagation < 5.0, "a commit reached the stream within the wait: {propagation}s");
 }
 
-/// OP4: a feed pull or a stream event records the device's synced version (a pull at once, later
+/// OP4: a feed pull or a stream event with the delta records the device's synced version (a pull at once, later
 /// ones and stream events throttled until the next flush); the device list shows it with the lag.
 async fn op4_devices_show_their_synced_version_and_lag(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -144,7 +144,7 @@ async fn op4_devices_show_their_synced_version_and_lag(backend: Backend) {
     assert_eq!((laptop["lastSyncedVersion"].as_i64(), laptop["lag"].as_i64()), (Some(1), Some(2)), "{laptop}");
     assert!(laptop["lastSyncedAt"].is_string());
 
-    let mut stream = server.events(&phone, "", None).await;
+    let mut stream = server.events(&phone, "?changes=1", None).await;
     assert_eq!(stream.next_event(WAIT).await.unwrap().json()["libraryVersion"], 3);
     server.get("/api/library/changes?since=1", &user.token).await;
     let (laptop, phone_view) = devices(phone.clone()).await;
