@@ -90,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(extract::refresh_renewed_cookie))
         .layer(axum::middleware::from_fn(metrics::track_requests))
         // The request's span is made by `request_id::assign`, which wraps this layer: the trace
         // events (and everything the handler logs) land in it, request id included.

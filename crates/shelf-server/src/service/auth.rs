@@ -183,8 +183,8 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
 
 /// Resolves a token to its live session. At most once a minute it refreshes last-seen and
 /// slides the expiry to `ttl` from now: a session in use does not expire (spec AU11); one left
-/// unused for `ttl` does.
-pub async fn authenticate(store: &dyn Store, token: &str, ttl: Duration) -> ApiResult<SessionAuth> {
+/// unused for `ttl` does. The flag says whether it renewed (a cookie's `Max-Age` follows).
+pub async fn authenticate(store: &dyn Store, token: &str, ttl: Duration) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
     }
@@ -193,8 +193,9 @@ pub async fn authenticate(store: &dyn Store, token: &str, ttl: Duration) -> ApiR
     if at - session.last_seen_at > TOUCH_INTERVAL {
         let ttl = time::Duration::try_from(ttl).map_err(|e| ApiError::Internal(e.into()))?;
         store.renew_session(session.device_id, at, at + ttl).await?;
+        return Ok((session, true));
     }
-    Ok(session)
+    Ok((session, false))
 }
 
 pub async fn revoke(store: &dyn Store, user: UserId, device: DeviceId) -> ApiResult<()> {

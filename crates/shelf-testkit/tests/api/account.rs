@@ -45,6 +45,26 @@ async fn au11_a_session_in_use_slides_its_expiry(backend: Backend) {
     assert_eq!(server.get("/api/library/version", &user.token).await.status, StatusCode::OK);
     let again = server.store.session_by_token_hash(&hash, now).await.unwrap().unwrap();
     assert_eq!(again.expires_at, renewed.expires_at);
+
+    // A browser's cookie slides with its session; a logout's clearing still wins.
+    let browser = server.login(&user, "browser").await;
+    let token = browser.body["token"].as_str().unwrap().to_owned();
+    let (_, browser_device) = ids(&user.user_id, browser.body["deviceId"].as_str().unwrap());
+    let with_cookie = |method: Method, path: &str| {
+        server.client.request(method, server.url(path)).header("cookie", format!("shelf_session={token}")).header("x-shelf-csrf", "1")
+    };
+    let set_cookie = |response: &reqwest::Response| response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    server.store.touch_session(browser_device, now - time::Duration::minutes(2)).await.unwrap();
+    let renewed = with_cookie(Method::GET, "/api/library/version").send().await.unwrap();
+    let cookie = set_cookie(&renewed).expect("the renewed session's cookie is sent again");
+    assert!(cookie.starts_with(&format!("shelf_session={token};")) && cookie.contains("Max-Age=2592000"), "{cookie}");
+    assert_eq!(set_cookie(&with_cookie(Method::GET, "/api/library/version").send().await.unwrap()), None, "not again within the minute");
+    server.store.touch_session(browser_device, now - time::Duration::minutes(2)).await.unwrap();
+    let logout = with_cookie(Method::POST, "/api/auth/logout").send().await.unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let cleared: Vec<_> = logout.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    assert!(cleared[0].contains("Max-Age=0"), "{cleared:?}");
 }
 
 async fn au12_a_password_change_signs_out_the_other_devices_and_their_streams(backend: Backend) {
