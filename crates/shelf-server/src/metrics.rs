@@ -128,24 +128,29 @@ impl Transport {
     }
 }
 
-/// Counts one open stream while it lives.
-pub struct OpenStream(Transport);
+/// Counts one open stream while it lives, and its events. The handles are looked up once per
+/// stream, not once per event.
+pub struct OpenStream {
+    open: metrics::Gauge,
+    events: metrics::Counter,
+}
 
 impl OpenStream {
     pub fn new(transport: Transport) -> Self {
-        gauge!("shelf_open_streams", "transport" => transport.label()).increment(1.0);
-        Self(transport)
+        let open = gauge!("shelf_open_streams", "transport" => transport.label());
+        open.increment(1.0);
+        Self { open, events: counter!("shelf_stream_events_sent_total", "transport" => transport.label()) }
     }
 
     /// One event went out on this stream.
     pub fn sent(&self) {
-        counter!("shelf_stream_events_sent_total", "transport" => self.0.label()).increment(1);
+        self.events.increment(1);
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        gauge!("shelf_open_streams", "transport" => self.0.label()).decrement(1.0);
+        self.open.decrement(1.0);
     }
 }
 
