@@ -9,6 +9,7 @@
 
 mod blobs;
 mod client_sync;
+mod compaction;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,6 +49,10 @@ struct Args {
     /// S3 when SHELF_TEST_S3_ENDPOINT is set).
     #[arg(long)]
     blob_mib: Option<usize>,
+    /// Measure the hourly tombstone compaction instead, over this many users (10 tombstones and
+    /// two devices each).
+    #[arg(long)]
+    compaction: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         Which::Postgres => vec![Backend::Postgres],
         Which::Both => vec![Backend::Sqlite, Backend::Postgres],
     };
+    if let Some(users) = args.compaction {
+        return compaction::run(&backends, users).await;
+    }
     if args.client_sync {
         return client_sync::run(&backends, args.library_size).await;
     }

@@ -124,15 +124,16 @@ pub async fn delete_user(pool: &SqlitePool, user: UserId) -> StoreResult<Deleted
 /// below them.
 pub async fn compact_tombstones(pool: &SqlitePool, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    // SQLite's two-argument max() is NULL if either is: a user without tombstones to drop keeps
-    // the horizon it had.
+    // Only users whose horizon rises are written.
     sqlx::query(
-        "UPDATE users SET feed_horizon = max(feed_horizon, coalesce((
-             SELECT max(c.version) FROM library_changes c
-             WHERE c.user_id = users.id AND c.op = 'delete' AND c.version <= (
-                 SELECT min(coalesce(s.synced_version, 0)) FROM sessions s
-                 WHERE s.user_id = users.id AND s.expires_at > ?1 AND s.last_seen_at >= ?2)), 0))
-         WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id AND s.expires_at > ?1 AND s.last_seen_at >= ?2)",
+        "WITH cut AS (
+             SELECT user_id, min(coalesce(synced_version, 0)) AS upto FROM sessions
+             WHERE expires_at > ?1 AND last_seen_at >= ?2 GROUP BY user_id),
+         target AS (
+             SELECT c.user_id, max(c.version) AS horizon FROM library_changes c JOIN cut ON cut.user_id = c.user_id
+             WHERE c.op = 'delete' AND c.version <= cut.upto GROUP BY c.user_id)
+         UPDATE users SET feed_horizon = target.horizon FROM target
+         WHERE users.id = target.user_id AND users.feed_horizon < target.horizon",
     )
     .bind(micros(now))
     .bind(micros(active_since))
