@@ -680,7 +680,8 @@ export interface components {
             lastSyncedAt?: string | null;
             /**
              * Format: int64
-             * @description The last library version this device pulled from the feed or was sent on a stream
+             * @description The last library version this device pulled from the feed or was sent with its changes on
+             *     a stream
              *     (recorded at most about every 30 seconds); `null` until it first syncs.
              */
             lastSyncedVersion?: number | null;
