@@ -45,6 +45,25 @@ pub struct LoginResponse {
     pub expires_at: OffsetDateTime,
 }
 
+/// `DELETE /api/account`: the password again, so a borrowed session cannot delete the account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    #[schema(max_length = 4096)]
+    pub password: String,
+}
+
+/// `POST /api/auth/password`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(max_length = 4096)]
+    pub current_password: String,
+    /// 8 to 1024 characters, like at registration.
+    #[schema(min_length = 8, max_length = 1024, pattern = "^[^\\u0000]*$")]
+    pub new_password: String,
+}
+
 /// One device session of the current user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -62,4 +81,15 @@ pub struct DeviceView {
     /// True when this device has a Web Push subscription (`POST /api/push/subscriptions`).
     #[serde(default)]
     pub push: bool,
+    /// The last library version this device pulled from the feed or was sent with its changes on
+    /// a stream
+    /// (recorded at most about every 30 seconds); `null` until it first syncs.
+    pub last_synced_version: Option<i64>,
+    /// When that was.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_synced_at: Option<OffsetDateTime>,
+    /// How many versions the library is ahead of `lastSyncedVersion`; `null` until it first syncs.
+    #[schema(minimum = 0)]
+    pub lag: Option<i64>,
 }

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     ConflictOverflow,
     /// The mutation batch's `protocolVersion` is not one this server speaks.
     UnsupportedProtocol,
+    /// The password sent to confirm an account change (password change, deletion) is wrong.
+    WrongPassword,
 }
 
 impl ErrorCode {
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::AttachmentExists => "attachment_exists",
             ErrorCode::ConflictOverflow => "conflict_overflow",
             ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::WrongPassword => "wrong_password",
         }
     }
 }
@@ -77,6 +80,11 @@ impl ErrorCode {
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    /// The id of the request that failed (also in the `X-Request-Id` response header): quote it
+    /// when reporting a problem, the server's log lines of that request carry the same id.
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
+    pub request_id: Option<String>,
     /// With `edit_conflict`: the overlapping edits, none of which was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<crate::ConflictView>>,

@@ -13,6 +13,7 @@ mod push;
 mod sync;
 
 pub use accounts::{DeviceView, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse};
+pub use accounts::{ChangePasswordRequest, DeleteAccountRequest};
 pub use error::{ErrorBody, ErrorCode};
 pub use push::{PushPayload, PushSubscriptionKeys, PushSubscriptionRequest, VapidPublicKeyResponse};
 pub use library::{

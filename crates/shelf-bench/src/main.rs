@@ -9,6 +9,7 @@
 
 mod blobs;
 mod client_sync;
+mod compaction;
 
 mod which;
 
@@ -51,6 +52,10 @@ struct Args {
     /// S3 when SHELF_TEST_S3_ENDPOINT is set).
     #[arg(long)]
     blob_mib: Option<usize>,
+    /// Measure the hourly tombstone compaction instead, over this many users (10 tombstones and
+    /// two devices each).
+    #[arg(long)]
+    compaction: Option<usize>,
 }
 
 #[tokio::main]
@@ -60,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
         return blobs::run(mib, std::env::var("SHELF_TEST_S3_ENDPOINT").is_ok()).await;
     }
     let backends = args.backend.backends();
+    if let Some(users) = args.compaction {
+        return compaction::run(&backends, users).await;
+    }
     if args.client_sync {
         return client_sync::run(&backends, args.library_size).await;
     }

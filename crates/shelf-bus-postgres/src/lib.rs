@@ -64,7 +64,7 @@ async fn listen_loop(options: PgConnectOptions, mut listener: PgListener, recove
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
                     if let Some((user, version)) = decode(notification.payload()) {
-                        recovery.local.deliver(user, version);
+                        recovery.receive(user, version);
                     }
                 }
                 Ok(None) => break,

@@ -56,7 +56,7 @@ async fn subscribe_loop(client: redis::Client, mut subscriber: redis::aio::PubSu
             while let Some(message) = messages.next().await {
                 let Ok(payload) = message.get_payload::<String>() else { continue };
                 if let Some((user, version)) = decode(&payload) {
-                    recovery.local.deliver(user, version);
+                    recovery.receive(user, version);
                 }
             }
         }

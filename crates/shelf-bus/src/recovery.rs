@@ -10,6 +10,8 @@ pub struct Recovery {
     pub local: Arc<LocalChannels>,
     pub source: SharedVersionSource,
     health: Mutex<BusHealth>,
+    /// Whether the broker was reached once: later transitions to healthy are reconnects.
+    connected_once: std::sync::atomic::AtomicBool,
     /// How often versions are polled from the database while the broker is unreachable.
     pub poll_interval: Duration,
 }
@@ -20,6 +22,7 @@ impl Recovery {
             local,
             source,
             health: Mutex::new(BusHealth::Degraded("not connected yet".into())),
+            connected_once: std::sync::atomic::AtomicBool::new(false),
             poll_interval,
         })
     }
@@ -32,11 +35,22 @@ impl Recovery {
         let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
         if *current != health {
             match &health {
-                BusHealth::Healthy => tracing::info!("bus connected"),
+                BusHealth::Healthy => {
+                    tracing::info!("bus connected");
+                    if self.connected_once.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        metrics::counter!("shelf_bus_reconnects_total").increment(1);
+                    }
+                }
                 BusHealth::Degraded(reason) => tracing::warn!(reason, "bus degraded: polling the database"),
             }
             *current = health;
         }
+    }
+
+    /// An announcement from another instance (or this one's echo) arrived through the broker.
+    pub fn receive(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
+        metrics::counter!("shelf_bus_messages_total", "direction" => "received").increment(1);
+        self.local.deliver(user, version);
     }
 
     /// Re-reads the versions of every user subscribed here and delivers what was missed.
@@ -105,6 +119,7 @@ impl crate::ChangeBus for RemoteBus {
     fn publish(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
         // Local subscribers hear it at once; the broker's echo is ignored as not newer.
         self.recovery.local.deliver(user, version);
+        metrics::counter!("shelf_bus_messages_total", "direction" => "published").increment(1);
         // Fails only once the publisher task ended (shutdown); other instances then recover the
         // version from the database, so nothing is lost by going on.
         let _ = self.outbox.send((user, version));

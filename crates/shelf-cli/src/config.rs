@@ -119,6 +119,14 @@ pub struct ServeArgs {
     /// [default: mailto:admin@localhost; Apple's push service wants a real one].
     #[arg(long, env = "SHELF_VAPID_SUBJECT")]
     pub vapid_subject: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for log collectors); the
+    /// level comes from `RUST_LOG` [default: text].
+    #[arg(long, env = "SHELF_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of their own, e.g.
+    /// `127.0.0.1:9187`; keep it off the public network [default: off].
+    #[arg(long, env = "SHELF_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// `shelf.toml`: the same names as the flags, in kebab-case.
@@ -153,6 +161,8 @@ pub struct FileConfig {
     pub push_allowed_hosts: Option<String>,
     pub vapid_private_key: Option<String>,
     pub vapid_subject: Option<String>,
+    pub log_format: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Parses sizes like `100MiB`, `1GB`, `512KiB`, `4096` (bytes).
@@ -202,6 +212,24 @@ impl BusChoice {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => anyhow::bail!("--log-format must be text or json (got {other:?})"),
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -227,6 +255,8 @@ pub struct Config {
     /// Debug shows it as `***`.
     pub vapid_private_key: Option<PrivateKeyBytes>,
     pub vapid_subject: String,
+    pub log_format: LogFormat,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -256,6 +286,8 @@ impl std::fmt::Debug for Config {
             .field("push_allowed_hosts", &self.push_allowed_hosts)
             .field("vapid_private_key", &self.vapid_private_key)
             .field("vapid_subject", &self.vapid_subject)
+            .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -362,10 +394,22 @@ impl Config {
             (vapid_subject.starts_with("mailto:") && vapid_subject.len() > 7) || vapid_subject.starts_with("https://"),
             "--vapid-subject must be a mailto: or https: URL (got {vapid_subject:?})"
         );
+        let log_format = args.log_format.or(file.log_format).as_deref().map(LogFormat::parse).transpose()?.unwrap_or_default();
+        let metrics_listen = args
+            .metrics_listen
+            .or(file.metrics_listen)
+            .map(|raw| {
+                raw.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                    anyhow::anyhow!("--metrics-listen must be an address with a port, e.g. 127.0.0.1:9187 (got {raw:?})")
+                })
+            })
+            .transpose()?;
         Ok(Self {
             push_allowed_hosts,
             vapid_private_key,
             vapid_subject,
+            metrics_listen,
+            log_format,
             blobs,
             max_file_size,
             user_quota,
@@ -494,6 +538,8 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_PUSH_ALLOWED_HOSTS",
     "SHELF_VAPID_PRIVATE_KEY",
     "SHELF_VAPID_SUBJECT",
+    "SHELF_LOG_FORMAT",
+    "SHELF_METRICS_LISTEN",
 ];
 
 /// Variables of the client commands (`--profile`), often set in the same shell as `shelf serve`.

@@ -209,3 +209,26 @@ fn push_hosts_vapid_key_and_subject_are_checked() {
         assert!(error.contains(flag), "{error}");
     }
 }
+
+#[test]
+fn log_format_parses_and_refuses_unknown_formats() {
+    let cli = Cli::try_parse_from(["shelf", "--log-format", "json"]).unwrap();
+    assert_eq!(Config::resolve(cli.serve, FileConfig::default()).unwrap().log_format, LogFormat::Json);
+    let file = FileConfig { log_format: Some("text".into()), ..Default::default() };
+    assert_eq!(Config::resolve(ServeArgs::default(), file).unwrap().log_format, LogFormat::Text);
+    let bad = Cli::try_parse_from(["shelf", "--log-format", "xml"]).unwrap();
+    let error = Config::resolve(bad.serve, FileConfig::default()).unwrap_err().to_string();
+    assert!(error.contains("--log-format"), "{error}");
+}
+
+#[test]
+fn metrics_listen_is_off_by_default_and_must_be_an_address() {
+    assert_eq!(Config::resolve(ServeArgs::default(), FileConfig::default()).unwrap().metrics_listen, None);
+    let cli = Cli::try_parse_from(["shelf", "--metrics-listen", "127.0.0.1:9187"]).unwrap();
+    assert_eq!(Config::resolve(cli.serve, FileConfig::default()).unwrap().metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+    let file = FileConfig { metrics_listen: Some("[::1]:9000".into()), ..Default::default() };
+    assert_eq!(Config::resolve(ServeArgs::default(), file).unwrap().metrics_listen, Some("[::1]:9000".parse().unwrap()));
+    let bad = Cli::try_parse_from(["shelf", "--metrics-listen", "localhost"]).unwrap();
+    let error = Config::resolve(bad.serve, FileConfig::default()).unwrap_err().to_string();
+    assert!(error.contains("--metrics-listen"), "{error}");
+}

@@ -1,6 +1,7 @@
 //! The `shelf` binary: `shelf serve` (the only place that picks concrete backends) and the
 //! command-line client (`client/`, on `shelf-client`).
 
+mod admin;
 mod client;
 mod config;
 
@@ -17,7 +18,7 @@ use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{BlobChoice, BusChoice, Config, ServeArgs};
+use crate::config::{BlobChoice, BusChoice, Config, LogFormat, ServeArgs};
 
 #[derive(Parser)]
 #[command(name = "shelf", version, about = "Shelf: your study library, the same on every device")]
@@ -38,38 +39,25 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API (what `/api/openapi.json` serves).
     Openapi,
-    /// Operator commands on the server's database.
+    /// Operator commands that read the server's database directly.
     #[command(subcommand)]
-    Admin(AdminCommand),
+    Admin(admin::AdminCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// After restoring a backup, with every server stopped: give the database a new epoch, so
-    /// every device rebuilds its copy and sends again the changes the backup lacks. Takes the
-    /// same settings as `serve` (flags, SHELF_* variables, config file) to find the database.
-    NewEpoch(Box<ServeArgs>),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-                .init();
-            match Config::load(*args) {
-                Ok(config) => serve(config).await,
-                Err(error) => Err(error),
+        Command::Serve(args) => match Config::load(*args) {
+            Ok(config) => {
+                init_server_logs(config.log_format);
+                serve(config).await
             }
-        }
-        Command::Admin(AdminCommand::NewEpoch(args)) => match Config::load(*args) {
-            Ok(config) => new_epoch(config, cli.json).await,
             Err(error) => Err(error),
         },
+        Command::Admin(command) => admin::run(command, cli.json).await,
         Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
         Command::Client(command) => {
             // Client commands log only when asked to: stdout is their output, stderr their errors.
@@ -90,6 +78,17 @@ async fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Server logs on stdout (as before), as text or one JSON object per line; either way each line of a request
+/// carries its `request_id` (the `request` span, see `shelf_server::request_id`).
+fn init_server_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
     }
 }
 
@@ -142,22 +141,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(serve_metrics(address, state.clone()).await?),
+        None => None,
+    };
     let address = listener.local_addr()?;
     println!("Shelf is running at http://{address} (the app; API docs: http://{address}/api/docs)");
-    shelf_server::serve(listener, state, shutdown_signal()).await?;
+    let served = shelf_server::serve(listener, state, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn new_epoch(config: Config, json: bool) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
-    let previous = store.epoch().await?;
-    let epoch = store.new_epoch().await?;
-    match json {
-        true => println!("{}", serde_json::json!({ "previousEpoch": previous.0, "epoch": epoch.0 })),
-        false => println!("epoch {} replaced by {}: start the servers; every device will resync", previous.0, epoch.0),
-    }
-    Ok(())
+/// Installs the metrics recorder and serves `/metrics` on its own listener until aborted.
+async fn serve_metrics(address: std::net::SocketAddr, state: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let handle = shelf_server::metrics::install().context("cannot install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+    tracing::info!(%address, "serving Prometheus metrics at /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = shelf_server::metrics::serve(listener, state, handle, std::future::pending()).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    }))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {

@@ -163,6 +163,12 @@ impl RequestContext {
     }
 }
 
+/// Whether the socket peer of a request is one of the trusted proxies: only then are headers a
+/// proxy sets (forwarding headers, `X-Request-Id`) believed.
+pub fn peer_is_trusted_proxy(extensions: &axum::http::Extensions, proxies: &TrustedProxies) -> bool {
+    extensions.get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(address)| proxies.trusts(address.ip()))
+}
+
 impl FromRequestParts<AppState> for RequestContext {
     type Rejection = std::convert::Infallible;
 

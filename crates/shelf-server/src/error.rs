@@ -18,6 +18,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("wrong e-mail address or password")]
     InvalidCredentials,
+    /// 403, not 401: the session is fine, only the password confirming the change is wrong.
+    #[error("the password is wrong; nothing was changed")]
+    WrongPassword,
     #[error("cookie-authenticated requests that change data need the X-Shelf-Csrf header or an Origin equal to this server's (or an allowed one)")]
     CsrfRejected,
     #[error("a cookie-authenticated stream must come from this server's own origin or an allowed one; other clients use a Bearer token or ?ticket=")]
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            ApiError::WrongPassword => (StatusCode::FORBIDDEN, ErrorCode::WrongPassword),
             ApiError::CsrfRejected | ApiError::ForeignOrigin => (StatusCode::FORBIDDEN, ErrorCode::CsrfRejected),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
@@ -146,7 +150,7 @@ impl IntoResponse for ApiError {
             ApiError::EditConflict(conflicts) => Some(conflicts.iter().map(Into::into).collect()),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { code, message, conflicts })).into_response();
+        let mut response = (status, Json(ErrorBody { code, message, request_id: crate::request_id::current(), conflicts })).into_response();
         if let ApiError::RangeNotSatisfiable(size) = &self {
             // RFC 9110 §14.4: a 416 names the current length so the client can ask again.
             match HeaderValue::try_from(format!("bytes */{size}")) {

@@ -3,7 +3,9 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use shelf_api::ErrorCode;
 
 use crate::client::{Origin, RequestContext};
@@ -92,9 +94,45 @@ impl CurrentDevice {
                 return Err(if cookie_use == CookieUse::Change { ApiError::CsrfRejected } else { ApiError::ForeignOrigin });
             }
         }
-        let auth = authenticate(state.store.as_ref(), credential.token()).await?;
+        let (auth, renewed) = authenticate(state.store.as_ref(), credential.token(), state.settings.session_ttl).await?;
+        if let (true, Credential::Cookie(token)) = (renewed, &credential) {
+            // The cookie's Max-Age slides with the session, under the name the browser sent.
+            let secure = cookie(&parts.headers, SECURE_SESSION_COOKIE) == Some(*token);
+            let value = crate::handlers::auth::session_cookie(secure, token, state.settings.session_ttl.as_secs());
+            if let (Some(slot), Ok(value)) = (parts.extensions.get::<CookieRenewal>(), HeaderValue::from_str(&value)) {
+                slot.set(value);
+            }
+        }
         Ok(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id })
     }
+}
+
+/// Where [`CurrentDevice`] leaves a renewed session cookie for the response (spec AU11).
+#[derive(Clone, Default)]
+pub struct CookieRenewal(Arc<Mutex<Option<HeaderValue>>>);
+
+impl CookieRenewal {
+    fn set(&self, value: HeaderValue) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(value);
+    }
+
+    fn take(&self) -> Option<HeaderValue> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// Middleware: refreshes the session cookie of a renewed cookie session, unless the handler set
+/// the cookie itself (logout clears it; that must win).
+pub async fn refresh_renewed_cookie(mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let renewal = CookieRenewal::default();
+    request.extensions_mut().insert(renewal.clone());
+    let mut response = next.run(request).await;
+    if let Some(value) = renewal.take() {
+        if !response.headers().contains_key(header::SET_COOKIE) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {

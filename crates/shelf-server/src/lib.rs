@@ -6,9 +6,11 @@ pub mod client;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod metrics;
 mod openapi;
 mod openapi_responses;
 pub mod realtime;
+pub mod request_id;
 pub mod service;
 pub mod state;
 pub mod web;
@@ -45,9 +47,24 @@ impl AppState {
         }
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
         let push = service::push::PushService::new(store.clone(), settings.push.clone(), epoch.clone()).await?;
-        // Every announcement of a committed version also reaches the push service (ADR 0006).
+        // Every announcement of a committed version also reaches the push service (ADR 0006),
+        // and is timed for the commit-to-send histogram.
         let bus: Arc<dyn ChangeBus> = Arc::new(service::push::AnnouncingBus::new(bus, push.clone()));
-        Ok(Self { store, bus, settings: Arc::new(settings), epoch, hub: realtime::StreamHub::new(), blobs, hashing, web: None, push })
+        let bus = Arc::new(metrics::MeteredBus::new(bus));
+        let commits = bus.clock.clone();
+        Ok(Self {
+            store,
+            bus,
+            commits,
+            settings: Arc::new(settings),
+            epoch,
+            sync_health: Arc::default(),
+            hub: realtime::StreamHub::new(),
+            blobs,
+            hashing,
+            web: None,
+            push,
+        })
     }
 }
 
@@ -78,7 +95,12 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(extract::refresh_renewed_cookie))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        // The request's span is made by `request_id::assign`, which wraps this layer: the trace
+        // events (and everything the handler logs) land in it, request id included.
+        .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id::assign))
         .with_state(state)
 }
 
@@ -96,20 +118,33 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     let blobs = tokio::spawn(collect_garbage_periodically(state.clone()));
     let push = tokio::spawn(state.push.clone().run(state.hub.clone()));
     let push_service = state.push.clone();
+    let sync_health = tokio::spawn(flush_sync_health_periodically(state.clone()));
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
         hub.begin_shutdown();
     };
     // The peer address feeds rate limits and the trusted-proxy check (`client.rs`).
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     purge.abort();
     sessions.abort();
     blobs.abort();
     push.abort();
     push_service.forget_streams().await;
+    sync_health.abort();
+    state.sync_health.flush(state.store.as_ref()).await;
     result
+}
+
+/// Writes the devices' held-back synced versions (see `service/sync_health.rs`).
+async fn flush_sync_health_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(service::sync_health::THROTTLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.sync_health.flush(state.store.as_ref()).await;
+    }
 }
 
 /// Ends streams whose session was revoked (on any instance) or expired, within one interval.
@@ -141,6 +176,13 @@ async fn purge_tombstones_periodically(state: AppState) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "purged expired tombstones"),
             Err(error) => tracing::warn!(%error, "tombstone purge failed; will retry"),
+        }
+        // Before the retention ends, a tombstone can go once every device active within the
+        // retention has pulled past it (spec CF6); a device left behind resyncs.
+        match state.store.compact_tombstones(cutoff, service::auth::now()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "compacted tombstones every active device has pulled"),
+            Err(error) => tracing::warn!(%error, "tombstone compaction failed; will retry"),
         }
         if let Err(error) = service::rate_limits::purge(state.store.as_ref(), &state.settings.rate_limits, service::auth::now()).await {
             tracing::warn!(%error, "rate-limit counter purge failed; will retry");

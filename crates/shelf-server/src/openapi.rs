@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{attachments, auth, devices, health, library, materials, progress, push, sync, uploads};
+use crate::handlers::{account, attachments, auth, devices, health, library, materials, progress, push, sync, uploads};
 use crate::realtime::{sse, ws};
 use crate::state::AppState;
 
@@ -52,6 +52,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::delete))
         .routes(routes!(devices::list))
         .routes(routes!(devices::revoke))
         .routes(routes!(materials::create, materials::list))

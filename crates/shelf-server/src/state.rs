@@ -75,9 +75,13 @@ impl Default for ServerSettings {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn ChangeBus>,
+    /// When this instance's recent commits were announced, to time commit → event sent.
+    pub commits: Arc<crate::metrics::CommitClock>,
     pub settings: Arc<ServerSettings>,
     /// Read once at start: the epoch never changes while the database is open.
     pub epoch: Epoch,
+    /// The last version each device pulled or was sent, written throttled.
+    pub sync_health: Arc<crate::service::sync_health::SyncHealth>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

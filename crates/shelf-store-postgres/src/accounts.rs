@@ -91,7 +91,7 @@ pub async fn touch_session(pool: &PgPool, device: DeviceId, now: OffsetDateTime)
 
 pub async fn list_sessions(pool: &PgPool, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
     let rows = sqlx::query(
-        "SELECT id, device_name, created_at, last_seen_at, expires_at FROM sessions
+        "SELECT id, device_name, created_at, last_seen_at, expires_at, synced_version, synced_at FROM sessions
          WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, id",
     )
     .bind(user.0)
@@ -108,6 +108,10 @@ pub async fn list_sessions(pool: &PgPool, user: UserId, now: OffsetDateTime) -> 
                 created_at: row.try_get("created_at").map_err(db_err)?,
                 last_seen_at: row.try_get("last_seen_at").map_err(db_err)?,
                 expires_at: row.try_get("expires_at").map_err(db_err)?,
+                synced: match (row.try_get::<Option<i64>, _>("synced_version").map_err(db_err)?, row.try_get::<Option<OffsetDateTime>, _>("synced_at").map_err(db_err)?) {
+                    (Some(version), Some(at)) => Some((shelf_core::LibraryVersion(version), at)),
+                    _ => None,
+                },
             })
         })
         .collect()

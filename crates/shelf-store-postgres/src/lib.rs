@@ -9,6 +9,7 @@ mod accounts;
 mod attachments;
 mod library;
 mod push;
+mod operations;
 mod rate_limits;
 mod rows;
 mod sync;
@@ -68,6 +69,15 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn pool_stats(&self) -> Vec<shelf_store::PoolStats> {
+        vec![shelf_store::PoolStats {
+            name: "main",
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }]
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
         Ok(())
@@ -109,6 +119,30 @@ impl Store for PostgresStore {
 
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
         accounts::touch_session(&self.pool, device, now).await
+    }
+
+    async fn record_device_sync(&self, device: DeviceId, version: shelf_core::LibraryVersion, at: OffsetDateTime) -> StoreResult<()> {
+        operations::record_device_sync(&self.pool, device, version, at).await
+    }
+
+    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        operations::renew_session(&self.pool, device, now, expires_at).await
+    }
+
+    async fn account(&self, user: UserId) -> StoreResult<Option<shelf_store::Account>> {
+        operations::account(&self.pool, user).await
+    }
+
+    async fn change_password(&self, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>> {
+        operations::change_password(&self.pool, user, password_hash, keep).await
+    }
+
+    async fn delete_user(&self, user: UserId) -> StoreResult<shelf_store::DeletedAccount> {
+        operations::delete_user(&self.pool, user).await
+    }
+
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<shelf_store::AdminStats> {
+        operations::admin_stats(&self.pool, now).await
     }
 
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
@@ -284,6 +318,10 @@ impl Store for PostgresStore {
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage> {
         library::changes_since(&self.pool, user, since, limit, max_bytes).await
+    }
+
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+        operations::compact_tombstones(&self.pool, active_since, now).await
     }
 
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {

@@ -80,7 +80,7 @@ pub async fn touch_session(pool: &SqlitePool, device: DeviceId, now: OffsetDateT
 
 pub async fn list_sessions(pool: &SqlitePool, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
     let rows = sqlx::query(
-        "SELECT id, device_name, created_at, last_seen_at, expires_at FROM sessions
+        "SELECT id, device_name, created_at, last_seen_at, expires_at, synced_version, synced_at FROM sessions
          WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id",
     )
     .bind(user.0)
@@ -97,6 +97,10 @@ pub async fn list_sessions(pool: &SqlitePool, user: UserId, now: OffsetDateTime)
                 created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
                 last_seen_at: from_micros(row.try_get("last_seen_at").map_err(db_err)?)?,
                 expires_at: from_micros(row.try_get("expires_at").map_err(db_err)?)?,
+                synced: match (row.try_get::<Option<i64>, _>("synced_version").map_err(db_err)?, row.try_get::<Option<i64>, _>("synced_at").map_err(db_err)?) {
+                    (Some(version), Some(at)) => Some((shelf_core::LibraryVersion(version), from_micros(at)?)),
+                    _ => None,
+                },
             })
         })
         .collect()

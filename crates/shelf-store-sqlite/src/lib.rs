@@ -9,6 +9,7 @@ mod attachments;
 mod fast_read;
 mod library;
 mod push;
+mod operations;
 mod rate_limits;
 mod rows;
 mod sync;
@@ -107,6 +108,17 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pool_stats(&self) -> Vec<shelf_store::PoolStats> {
+        let stats = |name, pool: &SqlitePool| shelf_store::PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        };
+        // The library writer is a thread of its own, not a pool; its queue is not sampled here.
+        vec![stats("writer", &self.writer), stats("reader", &self.reader)]
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
         Ok(())
@@ -148,6 +160,30 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
         accounts::touch_session(&self.writer, device, now).await
+    }
+
+    async fn record_device_sync(&self, device: DeviceId, version: shelf_core::LibraryVersion, at: OffsetDateTime) -> StoreResult<()> {
+        operations::record_device_sync(&self.writer, device, version, at).await
+    }
+
+    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        operations::renew_session(&self.writer, device, now, expires_at).await
+    }
+
+    async fn account(&self, user: UserId) -> StoreResult<Option<shelf_store::Account>> {
+        operations::account(&self.reader, user).await
+    }
+
+    async fn change_password(&self, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>> {
+        operations::change_password(&self.writer, user, password_hash, keep).await
+    }
+
+    async fn delete_user(&self, user: UserId) -> StoreResult<shelf_store::DeletedAccount> {
+        operations::delete_user(&self.writer, user).await
+    }
+
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<shelf_store::AdminStats> {
+        operations::admin_stats(&self.reader, now).await
     }
 
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>> {
@@ -323,6 +359,10 @@ impl Store for SqliteStore {
 
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage> {
         library::changes_since(&self.reader, user, since, limit, max_bytes).await
+    }
+
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64> {
+        operations::compact_tombstones(&self.writer, active_since, now).await
     }
 
     async fn purge_tombstones(&self, older_than: OffsetDateTime) -> StoreResult<u64> {

@@ -13,6 +13,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{NewSession, Store, StoreError};
 
+pub use crate::contract_ops::{
+    au11_sessions_renew_while_in_use, au12_password_change_signs_out_the_other_sessions, au13_deleting_a_user_removes_all_of_theirs_only,
+    cf6_tombstones_compact_behind_the_active_devices, op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted,
+};
 pub use crate::contract_push::{
     pu1_the_first_vapid_key_stored_wins, pu2_subscriptions_live_and_die_with_their_session, pu3_each_version_is_claimed_once,
     pu3_racing_claims_are_won_once, pu4_stream_presence_holds_pushes_back,
@@ -671,7 +675,13 @@ macro_rules! contract_tests {
             pu1_the_first_vapid_key_stored_wins,
             pu2_subscriptions_live_and_die_with_their_session,
             pu3_each_version_is_claimed_once,
-            pu4_stream_presence_holds_pushes_back
+            pu4_stream_presence_holds_pushes_back,
+            op3_pool_stats_are_within_bounds,
+            op4_device_sync_is_recorded_and_counted,
+            au11_sessions_renew_while_in_use,
+            au12_password_change_signs_out_the_other_sessions,
+            au13_deleting_a_user_removes_all_of_theirs_only,
+            cf6_tombstones_compact_behind_the_active_devices
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn pu3_racing_claims_are_won_once() {

@@ -15,6 +15,8 @@ pub mod write;
 #[cfg(feature = "contract")]
 pub mod contract;
 #[cfg(feature = "contract")]
+mod contract_ops;
+#[cfg(feature = "contract")]
 mod contract_push;
 #[cfg(feature = "contract")]
 mod contract_uploads;
@@ -22,7 +24,7 @@ mod contract_uploads;
 pub use error::{StoreError, StoreResult};
 pub use feed::{known_more_after, page_until};
 pub use types::{
-    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, Receipt, ReceiptKey,
+    parse_rejection_kind_and_code, Applied, Change, ChangeData, ChangesPage, Delivery, NewSession, Outcome, PoolStats, AdminStats, Account, DeletedAccount, Receipt, ReceiptKey,
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use push::{NewPushSubscription, PushSubscription, PushTarget};
@@ -41,6 +43,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Succeeds when the database answers a trivial query (readiness).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Occupancy of each connection pool, read without touching the database (metrics).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// The random id fixed when this database was created.
     async fn epoch(&self) -> StoreResult<Epoch>;
@@ -69,6 +74,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's live sessions, oldest first.
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>>;
+
+    /// Moves a live session's expiry to `expires_at` (never earlier) and its last-seen time to
+    /// `now`: sessions in use do not expire (sliding expiry).
+    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+
+    /// The user's e-mail address and password hash, if the user exists.
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>>;
+
+    /// Sets the user's password hash and deletes every session but `keep`, in one transaction;
+    /// returns the devices signed out. [`StoreError::UserNotFound`] for no such user.
+    async fn change_password(&self, user: UserId, password_hash: &str, keep: DeviceId) -> StoreResult<Vec<DeviceId>>;
+
+    /// Deletes the user and everything of theirs (sessions, tickets, library, receipts,
+    /// conflicts, dead letters, uploads, blob records — all by `ON DELETE CASCADE` from `users`)
+    /// in one transaction under the user's lock, and returns what the caller must still clean up
+    /// outside the database. [`StoreError::UserNotFound`] for no such user.
+    async fn delete_user(&self, user: UserId) -> StoreResult<DeletedAccount>;
+
+    /// Records that `device` pulled or was sent `version` at `at` (and was seen then). Never
+    /// lowers a recorded version; an unknown device is no error (it may have just signed out).
+    async fn record_device_sync(&self, device: DeviceId, version: LibraryVersion, at: OffsetDateTime) -> StoreResult<()>;
+
+    /// Counts for `shelf admin stats`: users, live sessions and their lag, materials, blobs.
+    async fn admin_stats(&self, now: OffsetDateTime) -> StoreResult<AdminStats>;
 
     /// Revokes one of the user's sessions; false if the user has no such session.
     async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
@@ -259,6 +288,14 @@ pub trait Store: Send + Sync + 'static {
     /// (but always at least one whole version). [`StoreError::ResyncRequired`] when tombstones
     /// the client may have missed were purged, or when `since` is ahead of the library.
     async fn changes_since(&self, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage>;
+
+    /// Compaction driven by device cursors (spec CF6): for every user with a session seen since
+    /// `active_since` (and live at `now`), raises the feed horizon to the newest tombstone that
+    /// every such session has pulled past (a session that never synced holds everything back),
+    /// then deletes the tombstones at or below each user's horizon. Sessions not seen since
+    /// `active_since` hold nothing back; if they return behind the horizon they get
+    /// `ResyncRequired`. Returns how many tombstones were removed.
+    async fn compact_tombstones(&self, active_since: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64>;
 
     /// Deletes tombstones recorded before `older_than` and raises each affected user's feed
     /// horizon, so older cursors get `ResyncRequired`. Returns how many were removed.

@@ -6,6 +6,17 @@ use shelf_core::{
 };
 use time::OffsetDateTime;
 
+/// One connection pool's occupancy, sampled for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool (`main` on PostgreSQL; `reader`/`writer` on SQLite).
+    pub name: &'static str,
+    /// Open connections, in use or idle.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// What login needs to check a password.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {
@@ -41,6 +52,42 @@ pub struct SessionInfo {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The last library version this device pulled or was sent, and when (`None`: never synced).
+    pub synced: Option<(LibraryVersion, OffsetDateTime)>,
+}
+
+/// An account as its owner re-proves it (password change, deletion).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub password_hash: String,
+}
+
+/// What went with a deleted account, for the caller to finish outside the database: end the
+/// devices' streams, delete the blobs' bytes and the uploads' staged parts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletedAccount {
+    pub devices: Vec<DeviceId>,
+    /// SHA-256 of every blob the user held (keys `<user>/<sha256>`; never shared between users).
+    pub blobs: Vec<String>,
+    /// Uploads that were in flight.
+    pub uploads: Vec<uuid::Uuid>,
+}
+
+/// What `shelf admin stats` reports, read in one go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdminStats {
+    pub users: u64,
+    /// Live (unexpired) sessions, one per signed-in device.
+    pub live_sessions: u64,
+    /// Live sessions that never pulled or were sent a version.
+    pub never_synced: u64,
+    /// For every live session that synced: its user's library version minus its synced version.
+    pub lags: Vec<i64>,
+    pub materials: u64,
+    /// Blobs held (per user, by content) and their bytes.
+    pub blobs: u64,
+    pub blob_bytes: u64,
 }
 
 /// The result of a library write: the entity state after the mutation.

@@ -91,7 +91,7 @@ fn secure_cookie(state: &AppState, context: &RequestContext) -> bool {
 
 /// The session cookie (spec AU9): HttpOnly, SameSite=Lax, and when `secure` also `Secure`
 /// under the `__Host-` name.
-fn session_cookie(secure: bool, value: &str, max_age_secs: u64) -> String {
+pub(crate) fn session_cookie(secure: bool, value: &str, max_age_secs: u64) -> String {
     let (name, secure) = if secure { (SECURE_SESSION_COOKIE, "; Secure") } else { (SESSION_COOKIE, "") };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
 }

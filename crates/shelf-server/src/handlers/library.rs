@@ -29,6 +29,7 @@ pub async fn changes(
     Query(query): Query<ChangesQuery>,
 ) -> ApiResult<Json<ChangesResponse>> {
     let page = library::changes(state.store.as_ref(), device.user_id, query.since, query.limit).await?;
+    state.sync_health.pulled(state.store.as_ref(), device.device_id, page.next_since).await;
     Ok(Json(ChangesResponse {
         library_version: page.library_version.0,
         epoch: state.epoch.0.clone(),

@@ -10,6 +10,7 @@ pub fn header_value(name: &str, value: &str) -> ApiResult<HeaderValue> {
     HeaderValue::from_str(value).map_err(|e| ApiError::Internal(anyhow::anyhow!("response header {name} = {value:?}: {e}")))
 }
 
+pub mod account;
 pub mod attachments;
 pub mod auth;
 pub mod devices;

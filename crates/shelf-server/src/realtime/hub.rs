@@ -84,6 +84,7 @@ impl StreamHub {
 }
 
 impl StreamRegistration {
+    /// The device this stream belongs to.
     pub fn device(&self) -> DeviceId {
         self.device
     }

@@ -64,7 +64,8 @@ pub async fn events(
     let registration = state.hub.register(device.device_id);
     let heartbeat = state.settings.sse_heartbeat;
     let with_changes = query.with_changes();
-    let stream = VersionStream::new(state, device.user_id, registration, heartbeat, last_event_id, with_changes);
+    let stream =
+        VersionStream::new(state, device.user_id, registration, heartbeat, last_event_id, with_changes, crate::metrics::Transport::Sse);
     let events = futures::stream::unfold(stream, |mut stream| async move {
         let message = stream.next().await?;
         Some((Ok::<_, Infallible>(render(message)), stream))

@@ -46,6 +46,7 @@ pub struct VersionStream {
     last_sent: Option<LibraryVersion>,
     with_changes: bool,
     phase: Phase,
+    metered: crate::metrics::OpenStream,
 }
 
 impl VersionStream {
@@ -57,12 +58,14 @@ impl VersionStream {
         heartbeat: Duration,
         last_event_id: Option<LibraryVersion>,
         with_changes: bool,
+        transport: crate::metrics::Transport,
     ) -> Self {
         // Subscribe before reading the current version, so no commit falls in between.
         let versions = state.bus.subscribe(user);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Self { state, user, versions, registration, heartbeat, last_sent: last_event_id, with_changes, phase: Phase::Start }
+        let metered = crate::metrics::OpenStream::new(transport);
+        Self { state, user, versions, registration, heartbeat, last_sent: last_event_id, with_changes, phase: Phase::Start, metered }
     }
 
     /// The next message, or `None` once the stream is over.
@@ -140,6 +143,13 @@ impl VersionStream {
         }
         let sent = LibraryVersion(payload["libraryVersion"].as_i64().unwrap_or(version.0));
         self.last_sent = Some(sent);
+        self.metered.sent();
+        self.state.commits.sent(self.user, sent);
+        // Only an event that carried the delta brings the device to `sent`; a bare announcement
+        // makes it pull, and the pull records it (tombstone compaction trusts this, spec CF6).
+        if payload.get("changes").is_some() {
+            self.state.sync_health.sent(self.registration.device(), sent);
+        }
         StreamMessage::Version { version: sent, payload }
     }
 }

@@ -40,6 +40,7 @@ pub async fn upgrade(
         heartbeat,
         query.since.map(LibraryVersion),
         query.with_changes(),
+        crate::metrics::Transport::WebSocket,
     );
     // Messages are tiny; tungstenite's default 128 KiB read buffer would cost 100+ KiB per idle
     // socket. Small buffers keep an idle WebSocket near an idle SSE stream.

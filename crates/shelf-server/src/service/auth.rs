@@ -11,7 +11,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use shelf_core::{DeviceId, DeviceName, Email, Password, UserId};
-use shelf_store::{NewSession, SessionAuth, SessionInfo, Store};
+use shelf_store::{NewSession, SessionAuth, Store};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -40,7 +40,8 @@ pub struct IssuedSession {
     pub expires_at: OffsetDateTime,
 }
 
-/// Last-seen times are refreshed at most this often, so authentication stays a pure read.
+/// Last-seen times (and with them the sliding expiry) are refreshed at most this often, so
+/// authentication stays a pure read.
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 
 pub fn now() -> OffsetDateTime {
@@ -60,7 +61,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-async fn hash_password(hashing: &HashingPool, password: Password) -> ApiResult<String> {
+pub(crate) async fn hash_password(hashing: &HashingPool, password: Password) -> ApiResult<String> {
     hashing
         .run(move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -72,7 +73,7 @@ async fn hash_password(hashing: &HashingPool, password: Password) -> ApiResult<S
         .await?
 }
 
-async fn verify_password(hashing: &HashingPool, password: String, hash: String) -> ApiResult<bool> {
+pub(crate) async fn verify_password(hashing: &HashingPool, password: String, hash: String) -> ApiResult<bool> {
     hashing
         .run(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
@@ -171,7 +172,7 @@ async fn check_password(store: &dyn Store, hashing: &HashingPool, email: &str, p
 
 /// A request that failed for the server's reasons (overload, an internal error) gives back the
 /// attempt it reserved, then reports its own error.
-async fn refund_and_return(store: &dyn Store, reservation: Reservation, error: ApiError) -> ApiError {
+pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservation, error: ApiError) -> ApiError {
     if let Err(refund_error) = rate_limits::refund(store, reservation).await {
         // Deliberately not the answer: the original error is what the client must see; a lost
         // refund only costs the client one attempt of its allowance.
@@ -180,21 +181,21 @@ async fn refund_and_return(store: &dyn Store, reservation: Reservation, error: A
     error
 }
 
-/// Resolves a token to its live session, refreshing last-seen at most once a minute.
-pub async fn authenticate(store: &dyn Store, token: &str) -> ApiResult<SessionAuth> {
+/// Resolves a token to its live session. At most once a minute it refreshes last-seen and
+/// slides the expiry to `ttl` from now: a session in use does not expire (spec AU11); one left
+/// unused for `ttl` does. The flag says whether it renewed (a cookie's `Max-Age` follows).
+pub async fn authenticate(store: &dyn Store, token: &str, ttl: Duration) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
     }
     let at = now();
     let session = store.session_by_token_hash(&token_hash(token), at).await?.ok_or(ApiError::Unauthenticated)?;
     if at - session.last_seen_at > TOUCH_INTERVAL {
-        store.touch_session(session.device_id, at).await?;
+        let ttl = time::Duration::try_from(ttl).map_err(|e| ApiError::Internal(e.into()))?;
+        store.renew_session(session.device_id, at, at + ttl).await?;
+        return Ok((session, true));
     }
-    Ok(session)
-}
-
-pub async fn devices(store: &dyn Store, user: UserId) -> ApiResult<Vec<SessionInfo>> {
-    Ok(store.list_sessions(user, now()).await?)
+    Ok((session, false))
 }
 
 pub async fn revoke(store: &dyn Store, user: UserId, device: DeviceId) -> ApiResult<()> {

@@ -21,6 +21,7 @@ pub struct HashingPool {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
+    cores: usize,
 }
 
 /// Leaves the line when dropped, also when the request is cancelled while waiting.
@@ -40,7 +41,18 @@ impl HashingPool {
     }
 
     pub fn with_cores(cores: usize, queue: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(cores.max(1))), waiting: AtomicUsize::new(0), queue }
+        let cores = cores.max(1);
+        Self { permits: Arc::new(Semaphore::new(cores)), waiting: AtomicUsize::new(0), queue, cores }
+    }
+
+    /// Requests waiting for a core (metrics).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire).min(self.queue)
+    }
+
+    /// Hashings running now (metrics).
+    pub fn running(&self) -> usize {
+        self.cores - self.permits.available_permits()
     }
 
     /// Cores not hashing right now (for tests that need every core busy).

@@ -14,6 +14,7 @@ use crate::service::auth::now;
 /// Applies one mutation and, once it has committed, announces the new version.
 pub async fn apply(store: &dyn Store, bus: &dyn ChangeBus, user: UserId, mutation: LibraryMutation) -> ApiResult<Applied> {
     let applied = store.apply(user, &mutation, now()).await?;
+    crate::metrics::recorded_conflicts(applied.conflicts.len());
     if applied.changed {
         bus.publish(user, applied.library_version);
     }

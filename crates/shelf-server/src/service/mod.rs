@@ -1,6 +1,7 @@
 //! The domain services behind the handlers. Nothing here knows HTTP: services take parsed
 //! inputs and return domain values or [`ApiError`](crate::error::ApiError) outcomes.
 
+pub mod account;
 pub mod attachments;
 pub mod auth;
 pub mod hashing;
@@ -8,6 +9,7 @@ pub mod library;
 pub mod mutations;
 pub mod push;
 pub mod rate_limits;
+pub mod sync_health;
 pub mod tickets;
 pub mod uploads;
 pub mod versions;

@@ -70,10 +70,17 @@ async fn apply_one(
             if applied.changed {
                 state.bus.publish(user, applied.library_version);
             }
+            crate::metrics::sync_mutation(if applied.merged { "merged" } else { "applied" }, applied.conflicts.len());
             applied_view(input.mutation_id(), &applied)
         }
-        Outcome::Rejected(receipt) => receipt_view(&receipt, MutationStatus::Rejected),
-        Outcome::Duplicate(receipt) => receipt_view(&receipt, MutationStatus::Duplicate),
+        Outcome::Rejected(receipt) => {
+            crate::metrics::sync_mutation("rejected", 0);
+            receipt_view(&receipt, MutationStatus::Rejected)
+        }
+        Outcome::Duplicate(receipt) => {
+            crate::metrics::sync_mutation("duplicate", 0);
+            receipt_view(&receipt, MutationStatus::Duplicate)
+        }
     })
 }
 

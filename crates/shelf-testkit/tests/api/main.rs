@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod account;
 mod atomicity;
 mod attachments;
 mod auth;
 mod bounds;
+mod compaction;
 mod concurrency;
 mod edges;
 mod feed;
@@ -14,6 +16,7 @@ mod isolation;
 mod isolation_random;
 mod limits;
 mod materials;
+mod observability;
 mod origins;
 mod push;
 mod realtime;

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes the account with all its data, sessions, files and uploads; its streams end. Needs the
+         *     password again.
+         */
+        delete: operations["deleteAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -35,6 +55,23 @@ export interface paths {
         put?: never;
         /** Ends the current device session and clears the cookie it came with. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Changes the password and signs out every other device (their streams end); this session stays. */
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -82,7 +119,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The current user's live sessions, oldest first, each saying whether it has Web Push. */
+        /**
+         * The current user's live sessions, oldest first, each with its sync health and whether it
+         *     has Web Push.
+         */
         get: operations["listDevices"];
         put?: never;
         post?: never;
@@ -577,6 +617,12 @@ export interface components {
             /** Format: int64 */
             mutationId: number;
         };
+        /** @description `POST /api/auth/password`. */
+        ChangePasswordRequest: {
+            currentPassword: string;
+            /** @description 8 to 1024 characters, like at registration. */
+            newPassword: string;
+        };
         /** @description One entity's latest state (`op: "upsert"`) or tombstone (`op: "delete"`, `data: null`). */
         ChangeView: {
             /** @description A MaterialFields or ProgressView object, or null for a tombstone. */
@@ -646,6 +692,10 @@ export interface components {
             /** @description 1 to 500 characters, not blank (trimmed when stored). */
             title: string;
         };
+        /** @description `DELETE /api/account`: the password again, so a borrowed session cannot delete the account. */
+        DeleteAccountRequest: {
+            password: string;
+        };
         /** @description The answer to a delete: the library version it committed at. */
         DeletedResponse: {
             /** Format: int64 */
@@ -660,8 +710,25 @@ export interface components {
             /** Format: uuid */
             deviceId: string;
             deviceName: string;
+            /**
+             * Format: int64
+             * @description How many versions the library is ahead of `lastSyncedVersion`; `null` until it first syncs.
+             */
+            lag?: number | null;
             /** Format: date-time */
             lastSeenAt: string;
+            /**
+             * Format: date-time
+             * @description When that was.
+             */
+            lastSyncedAt?: string | null;
+            /**
+             * Format: int64
+             * @description The last library version this device pulled from the feed or was sent with its changes on
+             *     a stream
+             *     (recorded at most about every 30 seconds); `null` until it first syncs.
+             */
+            lastSyncedVersion?: number | null;
             /** @description True when this device has a Web Push subscription (`POST /api/push/subscriptions`). */
             push?: boolean;
         };
@@ -890,12 +957,17 @@ export interface components {
             /** @description With `edit_conflict`: the overlapping edits, none of which was written. */
             conflicts?: components["schemas"]["ConflictView"][] | null;
             message: string;
+            /**
+             * @description The id of the request that failed (also in the `X-Request-Id` response header): quote it
+             *     when reporting a problem, the server's log lines of that request carry the same id.
+             */
+            requestId?: string | null;
         };
         /**
          * @description Machine-readable error codes. Clients branch on these, never on messages.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "rate_limited" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol";
+        ErrorCode: "validation_failed" | "invalid_json" | "unsupported_media_type" | "unauthenticated" | "invalid_credentials" | "csrf_rejected" | "not_found" | "method_not_allowed" | "email_taken" | "material_exists" | "payload_too_large" | "resync_required" | "edit_conflict" | "file_too_large" | "quota_exceeded" | "hash_mismatch" | "offset_mismatch" | "upload_locked" | "range_not_satisfiable" | "rate_limited" | "service_unavailable" | "internal" | "deleted" | "attachment_exists" | "conflict_overflow" | "unsupported_protocol" | "wrong_password";
         LibraryVersionResponse: {
             /** @description Changes when the database is replaced or restored; a client then resyncs from 0. */
             epoch: string;
@@ -1191,6 +1263,91 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    deleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description the account and everything of it are gone */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description validation_failed or invalid_json: the request breaks the documented schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid Bearer token, session cookie or stream ticket */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description wrong_password (nothing was deleted), or csrf_rejected */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body exceeds the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: the body's Content-Type is not the documented one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After): too many wrong passwords for this account or address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -1293,6 +1450,91 @@ export interface operations {
             };
             /** @description csrf_rejected: a cookie-authenticated change needs X-Shelf-Csrf or a same-origin Origin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description changed; the other sessions are revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description validation_failed: the new password breaks the rules */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid Bearer token, session cookie or stream ticket */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description wrong_password (nothing was changed), or csrf_rejected */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: the body exceeds the server's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unsupported_media_type: the body's Content-Type is not the documented one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After): too many wrong passwords for this account or address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description service_unavailable (Retry-After): password hashing is saturated */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

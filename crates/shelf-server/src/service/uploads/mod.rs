@@ -65,6 +65,11 @@ fn io(error: std::io::Error) -> ApiError {
 }
 
 /// Removes a staged part file; one that is already gone is fine.
+/// Removes an upload's staged bytes, if any (the upload's record is already gone).
+pub async fn remove_staged(dir: &Path, id: Uuid) -> ApiResult<()> {
+    remove_part(&part_path(dir, id)).await
+}
+
 async fn remove_part(path: &Path) -> ApiResult<()> {
     match tokio::fs::remove_file(path).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),

@@ -139,8 +139,11 @@ impl Writer {
             return Err(ApiError::OffsetMismatch(offset, upload.offset));
         }
         let (durable, stopped) = receive(&mut lease, &self.part, &upload, body).await?;
+        crate::metrics::upload_bytes(durable.saturating_sub(upload.offset));
         if stopped.is_none() && durable == upload.length {
-            return self.finish(lease, &upload).await.map(|()| durable);
+            self.finish(lease, &upload).await?;
+            crate::metrics::upload_completed();
+            return Ok(durable);
         }
         lease.release(durable).await?;
         stopped.map_or(Ok(durable), Err)

@@ -1,0 +1,4 @@
+-- Per-device sync health: the last library version a session pulled from the feed or was sent on
+-- a stream, and when. NULL until the device first syncs. Written throttled by the server (at most
+-- about once per 30 seconds per device), never once per request.
+ALTER TABLE sessions ADD COLUMN synced_version BIGINT, ADD COLUMN synced_at TIMESTAMPTZ;
