@@ -14,7 +14,7 @@
 //! `uploads_completed_total`, `upload_bytes_total`, `bus_messages_total{direction}`,
 //! `bus_reconnects_total` (recorded by the bus crates), `bus_healthy`,
 //! `db_pool_connections{pool,state}`, `db_pool_max_connections{pool}`,
-//! `password_hashing_waiting`, `password_hashing_running`.
+//! `password_hashing_waiting`, `password_hashing_running`, `push_total{result}`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -175,6 +175,12 @@ pub fn upload_bytes(bytes: u64) {
 /// An upload was verified and stored.
 pub fn upload_completed() {
     counter!("shelf_uploads_completed_total").increment(1);
+}
+
+/// A Web Push ended: `delivered`, `gone` (subscription dropped), `refused`, or `failed` after
+/// every retry.
+pub fn push_sent(result: &'static str) {
+    counter!("shelf_push_total", "result" => result).increment(1);
 }
 
 /// Most recent commits per user, to time commit → event sent. Entries older than

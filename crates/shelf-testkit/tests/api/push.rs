@@ -78,6 +78,7 @@ async fn has_push(server: &TestServer, token: &str, device: &str) -> bool {
 }
 
 async fn pu1_the_vapid_public_key_is_public_and_signs_every_push(backend: Backend) {
+    let metrics = shelf_server::metrics::install().unwrap();
     let (server, mut service) = start(backend).await;
     let anonymous = server.client.get(server.url("/api/push/vapid-public-key")).send().await.unwrap();
     let key = shelf_testkit::Api::reply(anonymous).await;
@@ -98,6 +99,12 @@ async fn pu1_the_vapid_public_key_is_public_and_signs_every_push(backend: Backen
     assert_eq!(opened.payload, json!({"libraryVersion": 2, "epoch": version["epoch"]}));
     assert_eq!(opened.vapid_key, public_key);
     assert_eq!(opened.subject, "mailto:admin@localhost");
+    // OP3: the delivery is counted once the push service's answer is in.
+    eventually("shelf_push_total counts the delivery", || {
+        let rendered = metrics.render();
+        async move { rendered.contains("shelf_push_total{result=\"delivered\"}") }
+    })
+    .await;
 }
 
 async fn pu2_subscriptions_are_validated(backend: Backend) {

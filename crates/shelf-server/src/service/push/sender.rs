@@ -98,10 +98,12 @@ pub async fn send(push: &PushService, device: DeviceId, version: LibraryVersion)
         };
         match verdict {
             Verdict::Delivered => {
+                crate::metrics::push_sent("delivered");
                 tracing::debug!(device = %device.0, version = version.0, attempt, "push delivered");
                 return;
             }
             Verdict::Gone => {
+                crate::metrics::push_sent("gone");
                 tracing::info!(device = %device.0, "push subscription expired or unsubscribed; deleted");
                 if let Err(error) = push.store.discard_push_subscription(device, &subscription.endpoint).await {
                     tracing::warn!(%error, device = %device.0, "could not delete a gone push subscription; the next push will try again");
@@ -109,10 +111,12 @@ pub async fn send(push: &PushService, device: DeviceId, version: LibraryVersion)
                 return;
             }
             Verdict::Refused(status) => {
+                crate::metrics::push_sent("refused");
                 tracing::warn!(%status, device = %device.0, "push service refused a push; dropped");
                 return;
             }
             Verdict::Retry(_) if attempt >= settings.max_attempts => {
+                crate::metrics::push_sent("failed");
                 tracing::warn!(device = %device.0, version = version.0, attempt, "push failed after every attempt; dropped (the app catches up when opened)");
                 return;
             }
