@@ -3,9 +3,10 @@
 //! Contract rules for what operators need: pool occupancy, device sync health, account
 //! lifecycle. Run by every backend through [`contract_tests!`](crate::contract_tests).
 
-use shelf_core::{ChangeOp, DeviceId, Email, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
-use time::{Duration, OffsetDateTime};
+use shelf_core::{ChangeOp, DeviceId, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle, Tags, UserId};
+use time::Duration;
 
+use crate::contract::{now, user};
 use crate::{DeletedAccount, NewSession, NewUpload, Store, StoreError, StoredBlob};
 
 /// OP3: every backend names its pools and reports an occupancy within its maximum.
@@ -18,15 +19,6 @@ pub async fn op3_pool_stats_are_within_bounds(store: &dyn Store) {
         assert!(pool.max >= 1, "{pool:?}");
         assert!(pool.idle <= pool.size && pool.size <= pool.max, "{pool:?}");
     }
-}
-
-fn now() -> OffsetDateTime {
-    shelf_core::truncate_to_micros(OffsetDateTime::now_utc())
-}
-
-async fn user(store: &dyn Store) -> UserId {
-    let email = Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).unwrap();
-    store.create_user(&email, "hash", now()).await.unwrap()
 }
 
 async fn session(store: &dyn Store, user: UserId, name: &str) -> NewSession {

@@ -5,20 +5,12 @@
 
 use std::sync::Arc;
 
-use shelf_core::{DeviceId, Email, LibraryVersion, UserId};
-use time::{Duration, OffsetDateTime};
+use shelf_core::{DeviceId, LibraryVersion, UserId};
+use time::Duration;
 use uuid::Uuid;
 
+use crate::contract::{now, user};
 use crate::{NewPushSubscription, NewSession, Store};
-
-fn now() -> OffsetDateTime {
-    shelf_core::truncate_to_micros(OffsetDateTime::now_utc())
-}
-
-async fn user(store: &dyn Store) -> UserId {
-    let email = Email::parse(&format!("{}@example.com", Uuid::new_v4())).unwrap();
-    store.create_user(&email, "hash", now()).await.unwrap()
-}
 
 async fn session(store: &dyn Store, user: UserId, expires_in: Duration) -> DeviceId {
     let t = now();

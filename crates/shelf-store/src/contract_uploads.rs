@@ -5,20 +5,12 @@
 
 use std::sync::Arc;
 
-use shelf_core::{Email, UserId};
+use shelf_core::UserId;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::contract::{now, user};
 use crate::{NewUpload, Store, StoreError, StoredBlob, UploadLease};
-
-fn now() -> OffsetDateTime {
-    shelf_core::truncate_to_micros(OffsetDateTime::now_utc())
-}
-
-async fn user(store: &dyn Store) -> UserId {
-    let email = Email::parse(&format!("{}@example.com", Uuid::new_v4())).unwrap();
-    store.create_user(&email, "hash", now()).await.unwrap()
-}
 
 fn new_upload(user: UserId, length: u64, sha256: &str) -> NewUpload {
     NewUpload { id: Uuid::now_v7(), user, length, sha256: sha256.to_owned(), filename: Some("f.pdf".into()), created_at: now() }

@@ -19,6 +19,8 @@ mod contract_ops;
 #[cfg(feature = "contract")]
 mod contract_push;
 #[cfg(feature = "contract")]
+mod contract_sessions;
+#[cfg(feature = "contract")]
 mod contract_uploads;
 
 pub use error::{StoreError, StoreResult};
