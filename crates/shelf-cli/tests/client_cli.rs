@@ -10,6 +10,7 @@ mod common;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use common::backup::Backup;
 use common::{Serve, WAIT};
 use serde_json::Value;
 use shelf_api::{MaterialCreateData, ProgressInput};
@@ -361,75 +362,6 @@ async fn cl6_a_revoked_device_says_so_and_cl8_errors_are_one_line(backend: Backe
     let down = Machine::new("http://127.0.0.1:9");
     let output = down.run_with_input("default", &["login", "--server", &down.server, "--email", &down.email, "--password-stdin"], "x\n").await;
     assert!(stderr(&output).starts_with("cannot reach the server at http://127.0.0.1:9"), "{}", stderr(&output));
-}
-
-/// A copy of a stopped server's database, restorable over it (SQLite: the file and its WAL;
-/// PostgreSQL: a database made from it as a template).
-struct Backup {
-    database: String,
-    saved: String,
-}
-
-impl Backup {
-    async fn take(database: &TestDatabase) -> Self {
-        let saved = match database.backend {
-            Backend::Sqlite => {
-                let path = database.url.trim_start_matches("sqlite://");
-                let saved = format!("{path}.backup");
-                for suffix in ["", "-wal"] {
-                    let _ = std::fs::remove_file(format!("{saved}{suffix}"));
-                    if std::path::Path::new(&format!("{path}{suffix}")).exists() {
-                        std::fs::copy(format!("{path}{suffix}"), format!("{saved}{suffix}")).unwrap();
-                    }
-                }
-                saved
-            }
-            Backend::Postgres => {
-                let name = database.url.rsplit('/').next().unwrap();
-                let saved = format!("{name}_backup");
-                postgres_copy(name, &saved).await;
-                saved
-            }
-        };
-        Self { database: database.url.clone(), saved }
-    }
-
-    /// Puts the copy back over the (stopped) server's database.
-    async fn restore(&self) {
-        if let Some(path) = self.database.strip_prefix("sqlite://") {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{path}{suffix}"));
-                if std::path::Path::new(&format!("{}{suffix}", self.saved)).exists() {
-                    std::fs::copy(format!("{}{suffix}", self.saved), format!("{path}{suffix}")).unwrap();
-                }
-            }
-        } else {
-            let name = self.database.rsplit('/').next().unwrap();
-            let mut admin = admin().await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
-            postgres_copy(&self.saved, name).await;
-            sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.saved)).execute(&mut admin).await.unwrap();
-        }
-    }
-}
-
-async fn admin() -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(&shelf_testkit::postgres_admin_url()).await.unwrap()
-}
-
-/// `CREATE DATABASE to TEMPLATE from`, once the killed server's sessions are gone.
-async fn postgres_copy(from: &str, to: &str) {
-    let mut admin = admin().await;
-    for _ in 0..100 {
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1").bind(from).execute(&mut admin).await.unwrap();
-        match sqlx::query(&format!("CREATE DATABASE {to} TEMPLATE {from}")).execute(&mut admin).await {
-            Ok(_) => return,
-            Err(error) if error.to_string().contains("being accessed by other users") => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(error) => panic!("copying database {from}: {error}"),
-        }
-    }
-    panic!("database {from} stayed in use");
 }
 
 fn titles(materials: &Value) -> Vec<String> {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unused_imports)] // Shared by several test binaries; each uses a part.
 
+pub mod backup;
+
 pub use shelf_testkit::process::{Serve, WAIT};
 
 /// Starts this package's `shelf` on a free port over `database_url`, with extra flags.
