@@ -11,6 +11,7 @@ mod openapi;
 mod openapi_responses;
 pub mod realtime;
 pub mod request_id;
+mod serve;
 pub mod service;
 pub mod state;
 pub mod web;
@@ -124,9 +125,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         shutdown.await;
         hub.begin_shutdown();
     };
-    // The peer address feeds rate limits and the trusted-proxy check (`client.rs`).
-    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    // The peer address (`ConnectInfo`) feeds rate limits and the trusted-proxy check (`client.rs`).
+    let result = serve::run(listener, app(state.clone()), shutdown).await;
     purge.abort();
     sessions.abort();
     blobs.abort();

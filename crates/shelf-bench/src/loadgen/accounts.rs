@@ -16,6 +16,11 @@ pub struct LoadUser {
 const PASSWORD: &str = "load generator password";
 
 pub async fn prepare_users(client: &reqwest::Client, args: &Args) -> anyhow::Result<Vec<LoadUser>> {
+    if args.nchan {
+        // Nchan has no accounts: a user is a channel name, its devices need no token.
+        let users = (0..args.users).map(|i| LoadUser { email: format!("u{i}"), tokens: vec![String::new(); args.devices] });
+        return Ok(users.collect());
+    }
     if let Some(path) = &args.accounts_file {
         if let Ok(text) = std::fs::read_to_string(path) {
             let cached: Vec<LoadUser> = serde_json::from_str(&text)?;

@@ -14,6 +14,7 @@ mod accounts;
 mod proc_stats;
 mod streams;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,11 @@ pub struct Args {
     /// Seconds to hold idle streams open before closing (memory scenario).
     #[arg(long, default_value_t = 0)]
     pub hold_seconds: u64,
+    /// The target is nginx with Nchan, for a side-by-side run (`scripts/bench-streams`): each
+    /// user is a channel, streams subscribe to `/sub/<user>` (EventSource) and writes publish
+    /// `{"libraryVersion": N}` to `/pub/<user>`; nothing is registered.
+    #[arg(long)]
+    pub nchan: bool,
 }
 
 #[tokio::main]
@@ -126,17 +132,28 @@ async fn drive_writes(
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Option<Write>>();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let published: Vec<AtomicI64> = users.iter().map(|_| AtomicI64::new(0)).collect();
     let started = Instant::now();
     for n in 0..count {
         tick.tick().await;
         let user = (n as usize * 7919) % users.len();
         let token = users[user].tokens[0].clone();
-        let (client, url, done_tx) = (client.clone(), format!("{}/api/materials", args.url), done_tx.clone());
+        let (client, done_tx) = (client.clone(), done_tx.clone());
+        // Nchan stores nothing, so the load generator numbers each channel's messages itself.
+        let published = args.nchan.then(|| published[user].fetch_add(1, Ordering::Relaxed) + 1);
+        let url = match published {
+            Some(_) => format!("{}/pub/u{user}", args.url),
+            None => format!("{}/api/materials", args.url),
+        };
         tokio::spawn(async move {
             let sent = Instant::now();
-            let body = serde_json::json!({"title": format!("load {n}"), "progress": {"studySecondsDelta": 1}});
+            let body = match published {
+                Some(version) => serde_json::json!({"libraryVersion": version}),
+                None => serde_json::json!({"title": format!("load {n}"), "progress": {"studySecondsDelta": 1}}),
+            };
             let response = client.post(&url).bearer_auth(&token).json(&body).send().await;
             let version = match response {
+                Ok(r) if r.status().is_success() && published.is_some() => published,
                 Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok().and_then(|b| b["libraryVersion"].as_i64()),
                 _ => None,
             };

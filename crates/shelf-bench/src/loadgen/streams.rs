@@ -49,12 +49,13 @@ pub async fn open_streams(args: &Args, users: &[LoadUser], arrivals: Arc<Arrival
         for (d, j) in (0..args.devices).flat_map(|d| (0..copies).map(move |j| (d, j))) {
             let index = (u * args.devices + d) * copies + j;
             let token = user.tokens[d].clone();
+            let path = if args.nchan { format!("/sub/{}", user.email) } else { "/api/library-version-events".to_owned() };
             let (ready_tx, ready_rx) = oneshot::channel();
             let permit = gate.clone().acquire_owned().await?;
             let task = if args.ws {
                 tokio::spawn(follow_ws(args.url.clone(), token, index, arrivals.clone(), ready_tx, permit))
             } else {
-                tokio::spawn(follow_sse(client.clone(), args.url.clone(), token, index, arrivals.clone(), ready_tx, permit))
+                tokio::spawn(follow_sse(client.clone(), format!("{}{path}", args.url), token, index, arrivals.clone(), ready_tx, permit))
             };
             pending.push((DeviceStream { index, _task: task }, ready_rx));
         }
@@ -106,11 +107,18 @@ async fn follow_sse(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let mut opening = Opening { ready: Some(ready), permit: Some(permit) };
-    let response = client.get(format!("{url}/api/library-version-events")).bearer_auth(token).send().await;
-    let Ok(response) = response else { return };
+    let mut request = client.get(url).header("accept", "text/event-stream");
+    if !token.is_empty() {
+        request = request.bearer_auth(&token);
+    }
+    let Ok(response) = request.send().await else { return };
+    if token.is_empty() && response.status().is_success() {
+        // Nchan sends nothing until the first publish: its stream is open once answered.
+        opening.version(&arrivals, index, None, Instant::now());
+    }
     let mut reader = SseReader::new(response);
     while let Some(event) = reader.next(std::time::Duration::from_secs(3600)).await {
-        if event.event.as_deref() == Some("version") {
+        if event.event.as_deref() == Some("version") || (token.is_empty() && event.event.is_none()) {
             opening.version(&arrivals, index, event.json()["libraryVersion"].as_i64(), Instant::now());
         }
     }

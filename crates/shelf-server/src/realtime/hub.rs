@@ -13,6 +13,8 @@ pub struct StreamHub {
     shutdown: watch::Sender<bool>,
     /// Signalled when a device's last stream here ends (stream presence, ADR 0006).
     departures: tokio::sync::Notify,
+    /// Version events rendered once per user and version, shared by the user's streams.
+    pub events: super::rendered::RenderedEvents,
 }
 
 struct DeviceStreams {
@@ -30,7 +32,7 @@ pub struct StreamRegistration {
 
 impl Default for StreamHub {
     fn default() -> Self {
-        Self { devices: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0, departures: tokio::sync::Notify::new() }
+        Self { devices: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0, departures: tokio::sync::Notify::new(), events: Default::default() }
     }
 }
 

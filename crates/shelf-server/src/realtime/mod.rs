@@ -6,6 +6,7 @@
 //! receive coalesce into the newest one (spec RT3).
 
 pub mod hub;
+pub mod rendered;
 pub mod sse;
 pub mod stream;
 pub mod ws;

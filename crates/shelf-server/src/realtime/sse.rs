@@ -3,10 +3,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use shelf_api::ErrorBody;
@@ -15,7 +16,7 @@ use utoipa::IntoParams;
 
 use crate::error::ApiResult;
 use crate::extract::Query;
-use crate::realtime::stream::{StreamMessage, VersionStream};
+use crate::realtime::stream::{bare_payload, StreamMessage, VersionStream};
 use crate::service::tickets::StreamAuth;
 use crate::state::AppState;
 
@@ -64,33 +65,46 @@ pub async fn events(
     let registration = state.hub.register(device.device_id);
     let heartbeat = state.settings.sse_heartbeat;
     let with_changes = query.with_changes();
+    let hub = state.hub.clone();
     let stream =
         VersionStream::new(state, device.user_id, registration, heartbeat, last_event_id, with_changes, crate::metrics::Transport::Sse);
-    let events = futures::stream::unfold(stream, |mut stream| async move {
+    let events = futures::stream::unfold((stream, hub), |(mut stream, hub)| async move {
         let message = stream.next().await?;
-        Some((Ok::<_, Infallible>(render(message)), stream))
+        let bytes = match message {
+            // The same bytes for every stream of the user: rendered by the first one woken.
+            StreamMessage::Version { version, payload: None } => {
+                hub.events.get_or_render(stream.user(), version, || render_version(version, &bare_payload(version, stream.epoch())))
+            }
+            message => render(message, stream.epoch()),
+        };
+        Some((Ok::<_, Infallible>(bytes), (stream, hub)))
     });
     Ok((
         [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
         ],
-        Sse::new(events),
+        Body::from_stream(events),
     ))
 }
 
-fn render(message: StreamMessage) -> Event {
+/// `event: version`, `id: N`, `retry: 2000`, `data: {…}`: the payload is compact JSON, one line.
+fn render_version(version: shelf_core::LibraryVersion, payload: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: version\nid: {}\nretry: {}\ndata: {payload}\n\n", version.0, RETRY_HINT.as_millis()))
+}
+
+fn render(message: StreamMessage, epoch: &shelf_core::Epoch) -> Bytes {
     match message {
-        StreamMessage::Version { version, payload } => Event::default()
-            .event("version")
-            .id(version.0.to_string())
-            .retry(RETRY_HINT)
-            .data(payload.to_string()),
-        StreamMessage::Heartbeat => Event::default().comment("heartbeat"),
-        StreamMessage::Auth(code) => Event::default().event("auth").data(
-            json!({"code": code, "message": "this device's session ended; sign in again"}).to_string(),
-        ),
-        StreamMessage::Shutdown => Event::default().retry(SHUTDOWN_RETRY_HINT).comment("server shutting down; reconnect"),
+        StreamMessage::Version { version, payload } => render_version(version, &payload.unwrap_or_else(|| bare_payload(version, epoch))),
+        StreamMessage::Heartbeat => Bytes::from_static(b": heartbeat\n\n"),
+        StreamMessage::Auth(code) => {
+            let data = json!({"code": code, "message": "this device's session ended; sign in again"});
+            Bytes::from(format!("event: auth\ndata: {data}\n\n"))
+        }
+        StreamMessage::Shutdown => {
+            Bytes::from(format!("retry: {}\n: server shutting down; reconnect\n\n", SHUTDOWN_RETRY_HINT.as_millis()))
+        }
     }
 }
 

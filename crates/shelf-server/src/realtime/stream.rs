@@ -20,9 +20,10 @@ pub const MAX_INLINE_BYTES: u64 = 256 * 1024;
 /// One thing to send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamMessage {
-    /// The library is at `version`; `payload` is the JSON body (`libraryVersion`, `epoch`, and
-    /// with `?changes=1` either `changes` or `resync: true`).
-    Version { version: LibraryVersion, payload: Value },
+    /// The library is at `version`. `payload` is the JSON body with `?changes=1` (`libraryVersion`,
+    /// `epoch`, and `changes` or `resync: true`); `None` for a bare announcement, whose body
+    /// ([`bare_payload`]) is the same for every stream of the user, so transports render it once.
+    Version { version: LibraryVersion, payload: Option<Value> },
     Heartbeat,
     /// The session ended (revoked or expired): last message.
     Auth(ErrorCode),
@@ -119,9 +120,23 @@ impl VersionStream {
         }
     }
 
+    /// Whose stream this is.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// The database epoch every version event carries.
+    pub fn epoch(&self) -> &shelf_core::Epoch {
+        &self.state.epoch
+    }
+
     async fn version_message(&mut self, version: LibraryVersion) -> StreamMessage {
-        let mut payload = json!({"libraryVersion": version.0, "epoch": self.state.epoch.0});
-        if self.with_changes {
+        if !self.with_changes {
+            self.delivered(version);
+            return StreamMessage::Version { version, payload: None };
+        }
+        let mut payload = bare_payload(version, &self.state.epoch);
+        {
             let since = self.last_sent.unwrap_or(LibraryVersion(0));
             match self.state.store.changes_since(self.user, since, MAX_INLINE_CHANGES, MAX_INLINE_BYTES).await {
                 Ok(page) if !page.has_more => match page.changes.iter().map(|c| serde_json::to_value(change_view(c))).collect() {
@@ -142,14 +157,23 @@ impl VersionStream {
             }
         }
         let sent = LibraryVersion(payload["libraryVersion"].as_i64().unwrap_or(version.0));
-        self.last_sent = Some(sent);
-        self.metered.sent();
-        self.state.commits.sent(self.user, sent);
+        self.delivered(sent);
         // Only an event that carried the delta brings the device to `sent`; a bare announcement
         // makes it pull, and the pull records it (tombstone compaction trusts this, spec CF6).
         if payload.get("changes").is_some() {
             self.state.sync_health.sent(self.registration.device(), sent);
         }
-        StreamMessage::Version { version: sent, payload }
+        StreamMessage::Version { version: sent, payload: Some(payload) }
     }
+
+    fn delivered(&mut self, sent: LibraryVersion) {
+        self.last_sent = Some(sent);
+        self.metered.sent();
+        self.state.commits.sent(self.user, sent);
+    }
+}
+
+/// The body of a bare announcement: `{"epoch": …, "libraryVersion": N}`.
+pub fn bare_payload(version: LibraryVersion, epoch: &shelf_core::Epoch) -> Value {
+    json!({"libraryVersion": version.0, "epoch": epoch.0})
 }

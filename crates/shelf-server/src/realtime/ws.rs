@@ -10,7 +10,7 @@ use shelf_core::LibraryVersion;
 use crate::error::ApiResult;
 use crate::extract::Query;
 use crate::realtime::sse::{EventsQuery, SHUTDOWN_RETRY_HINT};
-use crate::realtime::stream::{StreamMessage, VersionStream};
+use crate::realtime::stream::{bare_payload, StreamMessage, VersionStream};
 use crate::service::tickets::StreamAuth;
 use crate::state::AppState;
 
@@ -48,11 +48,12 @@ pub async fn upgrade(
 }
 
 async fn run(mut socket: WebSocket, mut stream: VersionStream) {
+    let epoch = stream.epoch().clone();
     loop {
         tokio::select! {
             message = stream.next() => {
                 let Some(message) = message else { break };
-                let (text, close) = render(message);
+                let (text, close) = render(message, &epoch);
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
@@ -71,9 +72,10 @@ async fn run(mut socket: WebSocket, mut stream: VersionStream) {
     }
 }
 
-fn render(message: StreamMessage) -> (String, Option<u16>) {
+fn render(message: StreamMessage, epoch: &shelf_core::Epoch) -> (String, Option<u16>) {
     match message {
-        StreamMessage::Version { mut payload, .. } => {
+        StreamMessage::Version { version, payload } => {
+            let mut payload = payload.unwrap_or_else(|| bare_payload(version, epoch));
             payload["type"] = json!("version");
             (payload.to_string(), None)
         }

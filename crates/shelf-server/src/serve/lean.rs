@@ -1,0 +1,110 @@
+//! Serves one event stream on a connection that hyper never saw (see the module doc of
+//! `serve`): the request goes through the router like any other, and the response is written
+//! here — the head once, then each event as an HTTP/1.1 chunk, straight to the socket.
+//!
+//! What a stream holds while idle is its response body (the stream state machine), the socket,
+//! and 16 bytes to notice the client closing; no read or write buffer lives between events.
+//! Every response here says `connection: close`: the connection ends with its one response.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, response, Request};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+pub(super) async fn serve(mut socket: TcpStream, request: Request<()>, peer: SocketAddr, router: Router) {
+    let mut request = request.map(|()| Body::empty());
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, mut body) = response.into_parts();
+    let length = http_body::Body::size_hint(&body).exact();
+    if socket.write_all(response_head(&parts, length).as_bytes()).await.is_err() {
+        return;
+    }
+    match length {
+        Some(_) => {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    if socket.write_all(&data).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        None => stream_chunks(&mut socket, body).await,
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// Writes each body frame as a chunk until the body ends or the client goes away.
+async fn stream_chunks(socket: &mut TcpStream, mut body: Body) {
+    let (mut reader, mut writer) = socket.split();
+    // The client sends nothing after its request; a read returning means it closed (or is
+    // sending bytes nobody asked for, which are dropped).
+    let mut scratch = [0u8; 16];
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    if !data.is_empty() && write_chunk(&mut writer, &data).await.is_err() {
+                        return;
+                    }
+                }
+                // Ended without the last chunk: the client sees a broken stream, as with hyper.
+                Some(Err(_)) => return,
+                None => {
+                    let _ = writer.write_all(b"0\r\n\r\n").await;
+                    return;
+                }
+            },
+            read = reader.read(&mut scratch) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+/// One chunk in one write: size line, data, CRLF.
+async fn write_chunk(writer: &mut (impl AsyncWrite + Unpin), data: &Bytes) -> std::io::Result<()> {
+    let mut chunk = Vec::with_capacity(data.len() + 12);
+    chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    chunk.extend_from_slice(data);
+    chunk.extend_from_slice(b"\r\n");
+    writer.write_all(&chunk).await
+}
+
+/// The status line and headers, with the framing this writer uses.
+fn response_head(parts: &response::Parts, length: Option<u64>) -> String {
+    let status = parts.status;
+    let mut head = String::with_capacity(512);
+    let _ = write!(head, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or(""));
+    for (name, value) in &parts.headers {
+        if matches!(*name, header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION | header::DATE) {
+            continue;
+        }
+        // Header values from the router are visible ASCII (they came from `HeaderValue`s this
+        // server made or copied); anything else is left out rather than sent garbled.
+        let Ok(value) = value.to_str() else { continue };
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    let _ = write!(head, "date: {}\r\nconnection: close\r\n", httpdate::fmt_http_date(std::time::SystemTime::now()));
+    match length {
+        Some(length) => {
+            let _ = write!(head, "content-length: {length}\r\n\r\n");
+        }
+        None => head.push_str("transfer-encoding: chunked\r\n\r\n"),
+    }
+    head
+}
