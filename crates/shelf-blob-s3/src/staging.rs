@@ -199,6 +199,11 @@ impl StagedUpload for S3Staged {
         Ok(())
     }
 
+    async fn abort(self: Box<Self>) -> Result<(), BlobError> {
+        let state = self.state_text()?;
+        abort(&self.store, self.upload, state.as_deref()).await
+    }
+
     async fn complete(mut self: Box<Self>) -> Result<(), BlobError> {
         if self.stored {
             return Ok(());

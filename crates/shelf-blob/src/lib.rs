@@ -123,6 +123,10 @@ pub trait StagedUpload: Send {
     /// again after a failure (with a handle opened from the recorded state), it succeeds once
     /// the blob is stored.
     async fn complete(self: Box<Self>) -> Result<(), BlobError>;
+
+    /// Removes everything staged for the upload, including what this writer has not flushed
+    /// (a hash mismatch, a blob already held).
+    async fn abort(self: Box<Self>) -> Result<(), BlobError>;
 }
 
 /// The contract every BlobStore meets; run by each backend's tests.
@@ -211,7 +215,8 @@ pub mod contract {
         let mut staged = store.open_staged(aborted, &key, 0, None).await.unwrap();
         write_all(staged.as_mut(), &content[..big + 1], 1 << 20).await;
         let state = staged.flush().await.unwrap();
-        drop(staged);
+        write_all(staged.as_mut(), &content[..big + 1], 1 << 20).await;
+        staged.abort().await.unwrap();
         other.abort_staged(aborted, state.as_deref()).await.unwrap();
         other.abort_staged(aborted, state.as_deref()).await.unwrap();
         assert!(store.head(&key).await.unwrap().is_none());

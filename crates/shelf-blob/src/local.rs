@@ -83,6 +83,12 @@ impl StagedUpload for LocalStaged {
         Ok(())
     }
 
+    async fn abort(self: Box<Self>) -> Result<(), BlobError> {
+        drop(self.file);
+        not_found_as_none(tokio::fs::remove_file(&self.part).await)?;
+        Ok(())
+    }
+
     async fn complete(self: Box<Self>) -> Result<(), BlobError> {
         let Some(mut file) = self.file else { return Ok(()) };
         file.flush().await.map_err(BlobError::backend)?;

@@ -114,7 +114,6 @@ impl TestServer {
         let store = database.open_store().await;
         let bus = Arc::new(InProcessBus::new());
         let data = tempfile::tempdir().expect("temp dir");
-        settings.upload_dir = data.path().join("uploads");
         let blobs: Arc<dyn shelf_blob::BlobStore> = match blobs {
             BlobBackend::Local => Arc::new(shelf_blob::LocalBlobStore::new(data.path().join("blobs")).expect("blob folder")),
             BlobBackend::S3 => {
