@@ -109,7 +109,7 @@ impl TestServer {
         Self::launch(backend, BlobBackend::Local, ServerSettings::default(), Some(web)).await
     }
 
-    async fn launch(backend: Backend, blobs: BlobBackend, mut settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
+    async fn launch(backend: Backend, blobs: BlobBackend, settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
         let database = TestDatabase::create(backend).await;
         let store = database.open_store().await;
         let bus = Arc::new(InProcessBus::new());
