@@ -89,8 +89,8 @@ pub async fn run(size_mib: usize, patch_mib: usize, s3: bool) -> anyhow::Result<
         anyhow::ensure!(received == content.len(), "download returned {received} bytes");
         println!(
             "{backend:?}: upload {:.0} MB/s (tus, {} PATCHes, incl. SHA-256 check and store), download {:.0} MB/s ({size_mib} MiB)",
-            content.len().div_ceil(patch),
             mb_per_s(content.len(), uploaded),
+            content.len().div_ceil(patch),
             mb_per_s(content.len(), downloaded)
         );
         if backend == BlobBackend::S3 {
