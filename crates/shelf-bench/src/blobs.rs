@@ -1,5 +1,6 @@
-//! Attachment throughput: a 100 MiB file uploaded through tus and downloaded back, on the local
-//! folder and on S3, next to copying the same file with the filesystem / the S3 client directly.
+//! Attachment throughput: a file uploaded through tus (in PATCHes of `patch_mib`, as a resuming
+//! client sends them) and downloaded back, on the local folder and on S3, next to copying the
+//! same file with the filesystem / the S3 client directly.
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ fn mb_per_s(bytes: usize, seconds: f64) -> f64 {
     bytes as f64 / 1_048_576.0 / seconds
 }
 
-pub async fn run(size_mib: usize, s3: bool) -> anyhow::Result<()> {
+pub async fn run(size_mib: usize, patch_mib: usize, s3: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let source = dir.path().join("source.bin");
     let content: Vec<u8> = (0..size_mib * 1_048_576).map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8).collect();
@@ -44,18 +45,26 @@ pub async fn run(size_mib: usize, s3: bool) -> anyhow::Result<()> {
             .send()
             .await?;
         let location = created.headers()["location"].to_str()?.to_owned();
-        let file = tokio::fs::File::open(&source).await?;
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
-        let done = server
-            .client
-            .patch(server.url(&location))
-            .bearer_auth(&user.token)
-            .header("upload-offset", "0")
-            .header("content-type", "application/offset+octet-stream")
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(done.status().is_success(), "upload failed: {}", done.status());
+        let patch = if patch_mib == 0 { content.len() } else { patch_mib * 1_048_576 };
+        let mut offset = 0;
+        while offset < content.len() {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let end = (offset + patch).min(content.len());
+            let mut file = tokio::fs::File::open(&source).await?;
+            file.seek(std::io::SeekFrom::Start(offset as u64)).await?;
+            let piece = tokio_util::io::ReaderStream::with_capacity(file.take((end - offset) as u64), 256 * 1024);
+            let done = server
+                .client
+                .patch(server.url(&location))
+                .bearer_auth(&user.token)
+                .header("upload-offset", offset.to_string())
+                .header("content-type", "application/offset+octet-stream")
+                .body(reqwest::Body::wrap_stream(piece))
+                .send()
+                .await?;
+            anyhow::ensure!(done.status().is_success(), "upload failed at {offset}: {}", done.status());
+            offset = end;
+        }
         let uploaded = started.elapsed().as_secs_f64();
 
         let material = server.create_material(&user.token, "bench").await["id"].as_str().unwrap_or_default().to_owned();
@@ -79,8 +88,9 @@ pub async fn run(size_mib: usize, s3: bool) -> anyhow::Result<()> {
         let downloaded = started.elapsed().as_secs_f64();
         anyhow::ensure!(received == content.len(), "download returned {received} bytes");
         println!(
-            "{backend:?}: upload {:.0} MB/s (tus PATCH, incl. SHA-256 check and store), download {:.0} MB/s ({size_mib} MiB)",
+            "{backend:?}: upload {:.0} MB/s (tus, {} PATCHes, incl. SHA-256 check and store), download {:.0} MB/s ({size_mib} MiB)",
             mb_per_s(content.len(), uploaded),
+            content.len().div_ceil(patch),
             mb_per_s(content.len(), downloaded)
         );
         if backend == BlobBackend::S3 {

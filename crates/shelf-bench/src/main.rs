@@ -52,6 +52,9 @@ struct Args {
     /// S3 when SHELF_TEST_S3_ENDPOINT is set).
     #[arg(long)]
     blob_mib: Option<usize>,
+    /// With `--blob-mib`: send the upload in PATCHes of this many MiB (0: one PATCH).
+    #[arg(long, default_value_t = 8)]
+    blob_patch_mib: usize,
     /// Measure the hourly tombstone compaction instead, over this many users (10 tombstones and
     /// two devices each).
     #[arg(long)]
@@ -62,7 +65,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(mib) = args.blob_mib {
-        return blobs::run(mib, std::env::var("SHELF_TEST_S3_ENDPOINT").is_ok()).await;
+        return blobs::run(mib, args.blob_patch_mib, std::env::var("SHELF_TEST_S3_ENDPOINT").is_ok()).await;
     }
     let backends = args.backend.backends();
     if let Some(users) = args.compaction {

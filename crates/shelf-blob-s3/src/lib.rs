@@ -1,17 +1,21 @@
 //! Blobs in S3-compatible object storage, through the `object_store` crate (no hand-written
-//! request signing). Path-style addressing, so any S3-compatible server works.
+//! request signing). Path-style addressing, so any S3-compatible server works. Uploads are staged
+//! in the bucket as multipart uploads (`staging.rs`), so any instance continues them.
+
+mod staging;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use shelf_blob::{BlobError, BlobKey, BlobMeta, BlobStore, BlobStream};
+use shelf_blob::{BlobError, BlobKey, BlobMeta, BlobStore, BlobStream, StagedUpload};
+use staging::PART_SIZE;
 
 /// Where the bucket is. Credentials come from the usual `AWS_*` environment variables.
 #[derive(Debug, Clone)]
@@ -23,11 +27,9 @@ pub struct S3Settings {
 }
 
 pub struct S3BlobStore {
-    store: Arc<dyn ObjectStore>,
+    /// The concrete client: staging needs its `MultipartStore` side (resumable part uploads).
+    store: Arc<AmazonS3>,
 }
-
-/// Parts of a multipart upload; S3 wants ≥ 5 MiB per part.
-const PART_SIZE: usize = 8 * 1024 * 1024;
 
 impl S3BlobStore {
     pub fn new(settings: &S3Settings) -> Result<Self, BlobError> {
@@ -42,7 +44,7 @@ impl S3BlobStore {
     }
 }
 
-fn map_err(error: object_store::Error) -> BlobError {
+pub(crate) fn map_err(error: object_store::Error) -> BlobError {
     match error {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
         other => BlobError::backend(other),
@@ -116,6 +118,14 @@ impl BlobStore for S3BlobStore {
             })
             .collect())
     }
+
+    async fn open_staged(&self, upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
+        staging::open(self.store.clone(), upload, key, offset, state).await
+    }
+
+    async fn abort_staged(&self, upload: uuid::Uuid, state: Option<&str>) -> Result<(), BlobError> {
+        staging::abort(&self.store, upload, state).await
+    }
 }
 
 #[cfg(test)]
@@ -132,5 +142,17 @@ mod tests {
         let store = super::S3BlobStore::new(&settings).unwrap();
         let dir = tempfile::tempdir().unwrap();
         shelf_blob::contract::put_get_range_list_delete(&store, dir.path()).await;
+    }
+
+    /// Two clients of one bucket stand for two instances.
+    #[tokio::test]
+    async fn s3_staging_meets_the_contract() {
+        let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
+        let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+        assert!(created.status().is_success(), "create bucket: {}", created.status());
+        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+        let (one, two) = (super::S3BlobStore::new(&settings).unwrap(), super::S3BlobStore::new(&settings).unwrap());
+        shelf_blob::contract::staged_uploads_resume_complete_and_abort(&one, &two, super::staging::PART_SIZE + 1).await;
     }
 }

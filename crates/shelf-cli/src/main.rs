@@ -116,7 +116,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limits: config.rate_limits.clone(),
         hashing_queue: config.hashing_queue,
         sse_heartbeat: config.sse_heartbeat,
-        upload_dir: config.data_dir.join("uploads"),
         max_file_size: config.max_file_size,
         user_quota: config.user_quota,
         push: shelf_server::service::push::PushSettings {

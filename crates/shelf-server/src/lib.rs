@@ -41,7 +41,6 @@ impl AppState {
         settings: ServerSettings,
     ) -> anyhow::Result<Self> {
         let epoch = store.epoch().await?;
-        std::fs::create_dir_all(&settings.upload_dir)?;
         let recorded = service::uploads::backfill_stored_blobs(store.as_ref(), blobs.as_ref()).await?;
         if recorded > 0 {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");

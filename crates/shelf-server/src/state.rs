@@ -32,8 +32,6 @@ pub struct ServerSettings {
     pub sse_heartbeat: Duration,
     /// How often open streams' sessions are re-checked (revocation by another instance, expiry).
     pub session_check_interval: Duration,
-    /// Where tus uploads are staged until complete and verified (on local disk).
-    pub upload_dir: std::path::PathBuf,
     /// Largest attachment accepted (`--max-file-size`).
     pub max_file_size: u64,
     /// Bytes of attachments (plus uploads in flight) one user may hold (`--user-quota`).
@@ -60,7 +58,6 @@ impl Default for ServerSettings {
             hashing_queue: 64,
             sse_heartbeat: Duration::from_secs(30),
             session_check_interval: Duration::from_secs(1),
-            upload_dir: std::env::temp_dir().join("shelf-uploads"),
             max_file_size: 100 * 1024 * 1024,
             user_quota: 10 * 1024 * 1024 * 1024,
             blob_gc_grace: Duration::from_secs(24 * 3600),

@@ -119,8 +119,8 @@ pub async fn delete_user(pool: &PgPool, user: UserId) -> StoreResult<DeletedAcco
     }
     let devices: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
-    let uploads: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM uploads WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
+    let uploads: Vec<(Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, staging FROM uploads WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
     let blobs: Vec<String> =
         sqlx::query_scalar("SELECT sha256 FROM stored_blobs WHERE user_id = $1").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(user.0).execute(&mut *tx).await.map_err(db_err)?;

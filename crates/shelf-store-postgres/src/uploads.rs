@@ -6,7 +6,7 @@
 //! collector's check and its delete. Other users are not blocked.
 
 use shelf_core::UserId;
-use shelf_store::{db_size, size_from_db, NewUpload, StoreError, StoreResult, StoredBlob, UploadLease, UploadRecord};
+use shelf_store::{db_size, size_from_db, NewUpload, StoreError, StoreResult, StoredBlob, UploadLease, UploadProgress, UploadRecord};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
@@ -23,6 +23,8 @@ fn upload(row: &PgRow) -> StoreResult<UploadRecord> {
         sha256: row.try_get("sha256").map_err(db_err)?,
         filename: row.try_get("filename").map_err(db_err)?,
         offset: size_from_db(row.try_get("upload_offset").map_err(db_err)?)?,
+        hasher: row.try_get("hasher_state").map_err(db_err)?,
+        staging: row.try_get("staging").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
         lease_until: row.try_get("lease_until").map_err(db_err)?,
@@ -101,21 +103,30 @@ pub async fn claim_upload(pool: &PgPool, user: UserId, id: Uuid, lease: UploadLe
     }
 }
 
-pub async fn renew_upload(pool: &PgPool, id: Uuid, token: Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
-    let sql = "UPDATE uploads SET upload_offset = $1, lease_until = $2 WHERE id = $3 AND lease_token = $4";
-    update_held(pool, sql, offset, until, id, token).await
+pub async fn renew_upload(pool: &PgPool, id: Uuid, token: Uuid, progress: &UploadProgress, until: OffsetDateTime) -> StoreResult<bool> {
+    let sql = "UPDATE uploads SET upload_offset = $1, hasher_state = $2, staging = $3, lease_until = $4 WHERE id = $5 AND lease_token = $6";
+    update_held(pool, sql, progress, until, id, token).await
 }
 
-pub async fn release_upload(pool: &PgPool, id: Uuid, token: Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
-    let sql = "UPDATE uploads SET upload_offset = $1, updated_at = $2, lease_token = NULL, lease_until = NULL
-               WHERE id = $3 AND lease_token = $4";
-    update_held(pool, sql, offset, now, id, token).await
+pub async fn release_upload(pool: &PgPool, id: Uuid, token: Uuid, progress: &UploadProgress, now: OffsetDateTime) -> StoreResult<bool> {
+    let sql = "UPDATE uploads SET upload_offset = $1, hasher_state = $2, staging = $3, updated_at = $4, lease_token = NULL, lease_until = NULL
+               WHERE id = $5 AND lease_token = $6";
+    update_held(pool, sql, progress, now, id, token).await
 }
 
-/// Runs `sql` (binding offset, a time, id, token) on the upload `token` holds; false when
-/// `token` holds none.
-async fn update_held(pool: &PgPool, sql: &str, offset: u64, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
-    let done = sqlx::query(sql).bind(db_size(offset)?).bind(at).bind(id).bind(token).execute(pool).await.map_err(db_err)?;
+/// Runs `sql` (binding the progress, a time, id, token) on the upload `token` holds; false when
+/// `token` holds none. Offset, hash state and staging state change together or not at all.
+async fn update_held(pool: &PgPool, sql: &str, progress: &UploadProgress, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
+    let done = sqlx::query(sql)
+        .bind(db_size(progress.offset)?)
+        .bind(&progress.hasher)
+        .bind(&progress.staging)
+        .bind(at)
+        .bind(id)
+        .bind(token)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -28,7 +28,7 @@ use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, Mat
 use shelf_store::write::WriteBackend;
 use shelf_store::{
     ChangesPage, NewPushSubscription, NewSession, PushSubscription, PushTarget, NewUpload, Receipt, ReceiptKey, RejectedMutation, RejectedQuery, SessionAuth, SessionInfo, Store, StoreError,
-    StoreResult, StoredBlob, UploadLease, UploadRecord, UserCredentials,
+    StoreResult, StoredBlob, UploadLease, UploadProgress, UploadRecord, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -288,12 +288,12 @@ impl Store for SqliteStore {
         uploads::claim_upload(&self.writer, user, id, lease, now).await
     }
 
-    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
-        uploads::renew_upload(&self.writer, id, token, offset, until).await
+    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, progress: &UploadProgress, until: OffsetDateTime) -> StoreResult<bool> {
+        uploads::renew_upload(&self.writer, id, token, progress, until).await
     }
 
-    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
-        uploads::release_upload(&self.writer, id, token, offset, now).await
+    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, progress: &UploadProgress, now: OffsetDateTime) -> StoreResult<bool> {
+        uploads::release_upload(&self.writer, id, token, progress, now).await
     }
 
     async fn finish_upload(&self, id: uuid::Uuid, token: uuid::Uuid, now: OffsetDateTime) -> StoreResult<bool> {

@@ -103,7 +103,8 @@ pub async fn delete_user(pool: &SqlitePool, user: UserId) -> StoreResult<Deleted
         rows.iter().map(|row| row.try_get::<Uuid, _>(0).map_err(db_err)).collect::<StoreResult<Vec<Uuid>>>()
     };
     let devices = ids(sqlx::query("SELECT id FROM sessions WHERE user_id = ?").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?)?;
-    let uploads = ids(sqlx::query("SELECT id FROM uploads WHERE user_id = ?").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?)?;
+    let uploads: Vec<(Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, staging FROM uploads WHERE user_id = ?").bind(user.0).fetch_all(&mut *tx).await.map_err(db_err)?;
     let blobs = sqlx::query("SELECT sha256 FROM stored_blobs WHERE user_id = ?")
         .bind(user.0)
         .fetch_all(&mut *tx)

@@ -5,7 +5,7 @@
 //! creations can never both see the same usage and both pass.
 
 use shelf_core::UserId;
-use shelf_store::{db_size, size_from_db, NewUpload, StoreError, StoreResult, StoredBlob, UploadLease, UploadRecord};
+use shelf_store::{db_size, size_from_db, NewUpload, StoreError, StoreResult, StoredBlob, UploadLease, UploadProgress, UploadRecord};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
@@ -23,6 +23,8 @@ fn upload(row: &SqliteRow) -> StoreResult<UploadRecord> {
         sha256: row.try_get("sha256").map_err(db_err)?,
         filename: row.try_get("filename").map_err(db_err)?,
         offset: size_from_db(row.try_get("upload_offset").map_err(db_err)?)?,
+        hasher: row.try_get("hasher_state").map_err(db_err)?,
+        staging: row.try_get("staging").map_err(db_err)?,
         created_at: from_micros(row.try_get("created_at").map_err(db_err)?)?,
         updated_at: from_micros(row.try_get("updated_at").map_err(db_err)?)?,
         lease_until: lease_until.map(from_micros).transpose()?,
@@ -89,21 +91,30 @@ pub async fn claim_upload(pool: &SqlitePool, user: UserId, id: Uuid, lease: Uplo
     }
 }
 
-pub async fn renew_upload(pool: &SqlitePool, id: Uuid, token: Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool> {
-    let sql = "UPDATE uploads SET upload_offset = ?, lease_until = ? WHERE id = ? AND lease_token = ?";
-    update_held(pool, sql, offset, until, id, token).await
+pub async fn renew_upload(pool: &SqlitePool, id: Uuid, token: Uuid, progress: &UploadProgress, until: OffsetDateTime) -> StoreResult<bool> {
+    let sql = "UPDATE uploads SET upload_offset = ?, hasher_state = ?, staging = ?, lease_until = ? WHERE id = ? AND lease_token = ?";
+    update_held(pool, sql, progress, until, id, token).await
 }
 
-pub async fn release_upload(pool: &SqlitePool, id: Uuid, token: Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool> {
-    let sql = "UPDATE uploads SET upload_offset = ?, updated_at = ?, lease_token = NULL, lease_until = NULL
+pub async fn release_upload(pool: &SqlitePool, id: Uuid, token: Uuid, progress: &UploadProgress, now: OffsetDateTime) -> StoreResult<bool> {
+    let sql = "UPDATE uploads SET upload_offset = ?, hasher_state = ?, staging = ?, updated_at = ?, lease_token = NULL, lease_until = NULL
                WHERE id = ? AND lease_token = ?";
-    update_held(pool, sql, offset, now, id, token).await
+    update_held(pool, sql, progress, now, id, token).await
 }
 
-/// Runs `sql` (binding offset, a time, id, token) on the upload `token` holds; false when
-/// `token` holds none.
-async fn update_held(pool: &SqlitePool, sql: &str, offset: u64, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
-    let done = sqlx::query(sql).bind(db_size(offset)?).bind(micros(at)).bind(id).bind(token).execute(pool).await.map_err(db_err)?;
+/// Runs `sql` (binding the progress, a time, id, token) on the upload `token` holds; false when
+/// `token` holds none. Offset, hash state and staging state change together or not at all.
+async fn update_held(pool: &SqlitePool, sql: &str, progress: &UploadProgress, at: OffsetDateTime, id: Uuid, token: Uuid) -> StoreResult<bool> {
+    let done = sqlx::query(sql)
+        .bind(db_size(progress.offset)?)
+        .bind(&progress.hasher)
+        .bind(&progress.staging)
+        .bind(micros(at))
+        .bind(id)
+        .bind(token)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -129,7 +129,7 @@ pub async fn au13_deleting_a_user_removes_all_of_theirs_only(store: &dyn Store) 
     store.create_upload(&upload, 1 << 20).await.unwrap();
 
     let deleted = store.delete_user(u).await.unwrap();
-    assert_eq!(deleted, DeletedAccount { devices: vec![laptop.device_id], blobs: vec![blob.sha256.clone()], uploads: vec![upload.id] });
+    assert_eq!(deleted, DeletedAccount { devices: vec![laptop.device_id], blobs: vec![blob.sha256.clone()], uploads: vec![(upload.id, None)] });
     assert!(store.session_by_token_hash(&laptop.token_hash, now()).await.unwrap().is_none());
     assert!(store.account(u).await.unwrap().is_none());
     assert!(store.upload(u, upload.id).await.unwrap().is_none());

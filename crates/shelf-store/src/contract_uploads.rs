@@ -10,10 +10,15 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::contract::{now, user};
-use crate::{NewUpload, Store, StoreError, StoredBlob, UploadLease};
+use crate::{NewUpload, Store, StoreError, StoredBlob, UploadLease, UploadProgress};
 
 fn new_upload(user: UserId, length: u64, sha256: &str) -> NewUpload {
     NewUpload { id: Uuid::now_v7(), user, length, sha256: sha256.to_owned(), filename: Some("f.pdf".into()), created_at: now() }
+}
+
+/// Progress at `offset`, with a hash state and a staging state that name it.
+fn at(offset: u64) -> UploadProgress {
+    UploadProgress { offset, hasher: Some(offset.to_le_bytes().to_vec()), staging: Some(format!("{{\"parts\":{offset}}}")) }
 }
 
 fn lease(until: OffsetDateTime) -> UploadLease {
@@ -41,23 +46,24 @@ pub async fn at6_one_writer_per_upload_until_its_lease_lapses(store: &dyn Store)
     let second = lease(t0 + Duration::seconds(61));
     assert!(matches!(store.claim_upload(u, upload.id, second, t0 + Duration::seconds(1)).await, Err(StoreError::UploadLocked)));
     assert!(matches!(store.claim_upload(other, upload.id, second, t0).await, Err(StoreError::UploadNotFound)));
-    assert!(!store.renew_upload(upload.id, second.token, 50, second.until).await.unwrap(), "only the holder renews");
-    assert!(store.renew_upload(upload.id, first.token, 10, t0 + Duration::seconds(90)).await.unwrap());
-    assert_eq!(store.upload(u, upload.id).await.unwrap().unwrap().offset, 10);
-    assert!(store.release_upload(upload.id, first.token, 40, t0).await.unwrap());
+    assert_eq!((claimed.hasher, claimed.staging), (None, None), "a new upload has no progress");
+    assert!(!store.renew_upload(upload.id, second.token, &at(50), second.until).await.unwrap(), "only the holder renews");
+    assert!(store.renew_upload(upload.id, first.token, &at(10), t0 + Duration::seconds(90)).await.unwrap());
+    assert_eq!(store.upload(u, upload.id).await.unwrap().unwrap().progress(), at(10));
+    assert!(store.release_upload(upload.id, first.token, &at(40), t0).await.unwrap());
     let released = store.upload(u, upload.id).await.unwrap().unwrap();
-    assert_eq!((released.offset, released.lease_until), (40, None));
-    assert!(!store.release_upload(upload.id, first.token, 99, t0).await.unwrap(), "a released lease is gone");
+    assert_eq!((released.progress(), released.lease_until), (at(40), None), "offset, hash and staging state move together");
+    assert!(!store.release_upload(upload.id, first.token, &at(99), t0).await.unwrap(), "a released lease is gone");
 
     // A writer that stops renewing (crashed) loses the upload once its lease has lapsed.
     store.claim_upload(u, upload.id, second, t0).await.unwrap();
     let third = lease(t0 + Duration::seconds(200));
     assert!(matches!(store.claim_upload(u, upload.id, third, t0 + Duration::seconds(60)).await, Err(StoreError::UploadLocked)));
-    assert_eq!(store.claim_upload(u, upload.id, third, t0 + Duration::seconds(62)).await.unwrap().offset, 40);
-    assert!(!store.renew_upload(upload.id, second.token, 100, third.until).await.unwrap());
+    assert_eq!(store.claim_upload(u, upload.id, third, t0 + Duration::seconds(62)).await.unwrap().progress(), at(40));
+    assert!(!store.renew_upload(upload.id, second.token, &at(100), third.until).await.unwrap());
     assert!(!store.finish_upload(upload.id, second.token, t0).await.unwrap());
     assert!(!store.discard_upload(upload.id, second.token).await.unwrap());
-    assert_eq!(store.upload(u, upload.id).await.unwrap().unwrap().offset, 40, "the lapsed writer wrote nothing");
+    assert_eq!(store.upload(u, upload.id).await.unwrap().unwrap().progress(), at(40), "the lapsed writer wrote nothing");
     assert!(store.finish_upload(upload.id, third.token, t0).await.unwrap());
     assert!(store.upload(u, upload.id).await.unwrap().is_none());
     let stored = store.stored_blob(u, &upload.sha256).await.unwrap().unwrap();

@@ -30,7 +30,7 @@ pub use types::{
     ReceiptStatus, RejectedMutation, RejectedQuery, Rejection, SessionAuth, SessionInfo, UserCredentials,
 };
 pub use push::{NewPushSubscription, PushSubscription, PushTarget};
-pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadRecord};
+pub use uploads::{db_size, size_from_db, NewUpload, StoredBlob, UploadLease, UploadProgress, UploadRecord};
 
 use async_trait::async_trait;
 use shelf_core::{DeviceId, Email, Epoch, LibraryMutation, LibraryVersion, Material, MaterialId, Progress, UserId};
@@ -224,11 +224,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Extends the lease held by `token` to `until` and records `offset` as durably staged;
     /// false (and nothing written) when `token` no longer holds the upload.
-    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, until: OffsetDateTime) -> StoreResult<bool>;
+    async fn renew_upload(&self, id: uuid::Uuid, token: uuid::Uuid, progress: &UploadProgress, until: OffsetDateTime) -> StoreResult<bool>;
 
     /// Records `offset` and frees the upload for the next writer; false when `token` no longer
     /// holds it.
-    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, offset: u64, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn release_upload(&self, id: uuid::Uuid, token: uuid::Uuid, progress: &UploadProgress, now: OffsetDateTime) -> StoreResult<bool>;
 
     /// Completes an upload whose blob is durable in the blob store, in one transaction: deletes
     /// the upload (its reservation) and records the stored blob (a duplicate only refreshes

@@ -70,8 +70,8 @@ pub struct DeletedAccount {
     pub devices: Vec<DeviceId>,
     /// SHA-256 of every blob the user held (keys `<user>/<sha256>`; never shared between users).
     pub blobs: Vec<String>,
-    /// Uploads that were in flight.
-    pub uploads: Vec<uuid::Uuid>,
+    /// Uploads that were in flight: (id, the blob store's staging state as last recorded).
+    pub uploads: Vec<(uuid::Uuid, Option<String>)>,
 }
 
 /// What `shelf admin stats` reports, read in one go.

@@ -29,11 +29,32 @@ pub struct UploadRecord {
     pub filename: Option<String>,
     /// Bytes durably staged by the writers so far: where the next writer continues.
     pub offset: u64,
+    /// The SHA-256 state over the first `offset` bytes (`None` before the first byte).
+    pub hasher: Option<Vec<u8>>,
+    /// The blob store's state of the staged bytes at `offset` (ADR 0010), opaque here.
+    pub staging: Option<String>,
     pub created_at: OffsetDateTime,
     /// Creation or the last writer's release: abandoned uploads are judged by it.
     pub updated_at: OffsetDateTime,
     /// Until when the current writer's claim holds; `None` when nobody writes.
     pub lease_until: Option<OffsetDateTime>,
+}
+
+/// What a writer records when its bytes are durable: the offset, the hash state and the blob
+/// store's staging state over exactly those bytes, always written together (one statement), so
+/// the next writer, on any instance, continues from a consistent triple.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadProgress {
+    pub offset: u64,
+    pub hasher: Option<Vec<u8>>,
+    pub staging: Option<String>,
+}
+
+impl UploadRecord {
+    /// The progress as last recorded.
+    pub fn progress(&self) -> UploadProgress {
+        UploadProgress { offset: self.offset, hasher: self.hasher.clone(), staging: self.staging.clone() }
+    }
 }
 
 /// One writer's claim on an upload: a token only that writer knows, and its expiry, so the

@@ -109,12 +109,11 @@ impl TestServer {
         Self::launch(backend, BlobBackend::Local, ServerSettings::default(), Some(web)).await
     }
 
-    async fn launch(backend: Backend, blobs: BlobBackend, mut settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
+    async fn launch(backend: Backend, blobs: BlobBackend, settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
         let database = TestDatabase::create(backend).await;
         let store = database.open_store().await;
         let bus = Arc::new(InProcessBus::new());
         let data = tempfile::tempdir().expect("temp dir");
-        settings.upload_dir = data.path().join("uploads");
         let blobs: Arc<dyn shelf_blob::BlobStore> = match blobs {
             BlobBackend::Local => Arc::new(shelf_blob::LocalBlobStore::new(data.path().join("blobs")).expect("blob folder")),
             BlobBackend::S3 => {

@@ -302,7 +302,7 @@ async fn run(backend: Backend, default_schedules: u64) {
     let store = database.open_store().await;
     let files = tempfile::tempdir().unwrap();
     let blobs = Arc::new(shelf_blob::LocalBlobStore::new(files.path().join("blobs")).unwrap());
-    let settings = ServerSettings { upload_dir: files.path().join("uploads"), ..ServerSettings::default() };
+    let settings = ServerSettings::default();
     let state = AppState::new(store, Arc::new(InProcessBus::new()), blobs, settings).await.unwrap();
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for seed in first_seed..first_seed + schedules {

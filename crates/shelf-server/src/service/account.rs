@@ -46,8 +46,8 @@ pub async fn delete(state: &AppState, gate: &Gate<'_>, user: UserId, password: &
             Err(error) => tracing::warn!(%error, user = %user.0, sha256 = %key.sha256, "could not delete a deleted account's blob"),
         }
     }
-    for upload in deleted.uploads {
-        if let Err(error) = crate::service::uploads::remove_staged(&state.settings.upload_dir, upload).await {
+    for (upload, staging) in deleted.uploads {
+        if let Err(error) = crate::service::uploads::remove_staged(state.blobs.as_ref(), upload, staging.as_deref()).await {
             tracing::warn!(%error, %upload, "could not remove a deleted account's staged upload");
         }
     }

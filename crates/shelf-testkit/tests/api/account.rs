@@ -113,7 +113,7 @@ async fn au14_deleting_an_account_removes_its_data_sessions_blobs_and_streams_on
     assert_eq!(half.status, StatusCode::CREATED);
     let location = half.headers["location"].to_str().unwrap().to_owned();
     assert_eq!(server.tus_patch(&alice.token, &location, 0, vec![1; 5]).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(std::fs::read_dir(server.data.path().join("uploads")).unwrap().count(), 1, "half an upload is staged");
+    assert_eq!(std::fs::read_dir(server.data.path().join("blobs").join(".staging")).unwrap().count(), 1, "half an upload is staged");
     let bob = server.user().await;
     let bobs = server.create_material(&bob.token, "theirs").await["id"].as_str().unwrap().to_owned();
     upload(&server, &bob, &content(2048, 3)).await;
@@ -143,7 +143,7 @@ async fn au14_deleting_an_account_removes_its_data_sessions_blobs_and_streams_on
     assert!(server.store.stored_blob(alice_id, &sha).await.unwrap().is_none());
     let key = |user: &str| BlobKey { user: uuid::Uuid::parse_str(user).unwrap(), sha256: sha.clone() };
     assert!(server.state.blobs.head(&key(&alice.user_id)).await.unwrap().is_none(), "the file's bytes are gone");
-    let staged = std::fs::read_dir(server.data.path().join("uploads")).unwrap().count();
+    let staged = std::fs::read_dir(server.data.path().join("blobs").join(".staging")).unwrap().count();
     assert_eq!(staged, 0, "no staged upload is left");
     // A registration with the same address starts from nothing.
     let again = json!({"email": alice.email, "password": alice.password});

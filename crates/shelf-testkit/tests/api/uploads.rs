@@ -72,7 +72,7 @@ fn upload_id(location: &str) -> uuid::Uuid {
 /// Waits (bounded) until a writer holds the upload's lease and has staged `bytes`.
 async fn wait_for_writer(server: &TestServer, user: &TestUser, location: &str, bytes: u64) {
     let user_id = shelf_core::UserId(user.user_id.parse().unwrap());
-    let part = server.data.path().join("uploads").join(format!("{}.part", upload_id(location)));
+    let part = server.data.path().join("blobs").join(".staging").join(format!("{}.part", upload_id(location)));
     for _ in 0..1000 {
         let record = server.store.upload(user_id, upload_id(location)).await.unwrap().unwrap();
         let staged = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);

@@ -4,6 +4,7 @@
 //! transaction with the check that no attachment and no upload in flight of that user points at
 //! it, and only then its bytes. Bytes whose deletion was interrupted (or stored by an upload
 //! whose finish failed) are left without a record; the sweep of the blob store removes them.
+//! An abandoned upload's staged bytes go with it (on S3: its multipart upload and tails).
 
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,6 @@ use shelf_core::UserId;
 use shelf_store::{Store, StoredBlob};
 
 use super::writer::Lease;
-use super::part_path;
 use crate::error::{ApiError, ApiResult};
 use crate::service::auth::now;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub async fn collect_garbage(state: &AppState, grace: Duration) -> ApiResult<u64
     for (user, id) in store.abandoned_uploads(cutoff, now).await? {
         // Claimed first: a writer that started since the listing keeps its upload.
         match Lease::claim(store.clone(), user, id, state.settings.upload_lease).await {
-            Ok((lease, _)) => lease.discard(&part_path(&state.settings.upload_dir, id)).await?,
+            Ok((lease, _)) => lease.discard(state.blobs.as_ref()).await?,
             Err(ApiError::UploadLocked | ApiError::NotFound(_)) => continue,
             Err(other) => return Err(other),
         }

@@ -3,17 +3,21 @@
 //! An upload's state lives in the database: owner, declared length and SHA-256, the offset
 //! durably staged so far, and the lease of its one writer. Creation reserves the whole length
 //! against the quota there, atomically, so the quota holds under concurrency and across
-//! instances, and costs the same however many uploads other users have. Only the bytes are
-//! staged on this instance's disk, in `<upload_dir>/<id>.part` (for now: see issue 15).
+//! instances, and costs the same however many uploads other users have. The bytes are staged
+//! through the blob store (`BlobStore::open_staged`: the local folder's `.staging/`, or S3
+//! multipart uploads), where every instance reaches them, and hashed as they arrive; the hash
+//! state and the blob store's staging state are recorded with the offset (ADR 0010), so a
+//! resumed upload may land on any instance.
 //!
-//! - `writer`: one PATCH — claim the lease, append, verify, move into the blob store.
+//! - `writer`: one PATCH — claim the lease, stage and hash, record, verify, complete.
+//! - `hasher`: the resumable SHA-256.
 //! - `collect`: garbage collection, and the one-time back-fill of blob records.
 
 mod collect;
+mod hasher;
 mod writer;
 
-use std::path::{Path, PathBuf};
-
+use shelf_blob::BlobStore;
 use shelf_core::UserId;
 use shelf_store::Store;
 use uuid::Uuid;
@@ -55,26 +59,10 @@ pub fn is_sha256(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// Where an upload's bytes are staged until they are verified and stored.
-fn part_path(dir: &Path, id: Uuid) -> PathBuf {
-    dir.join(format!("{id}.part"))
-}
-
-fn io(error: std::io::Error) -> ApiError {
-    ApiError::Internal(error.into())
-}
-
-/// Removes a staged part file; one that is already gone is fine.
-/// Removes an upload's staged bytes, if any (the upload's record is already gone).
-pub async fn remove_staged(dir: &Path, id: Uuid) -> ApiResult<()> {
-    remove_part(&part_path(dir, id)).await
-}
-
-async fn remove_part(path: &Path) -> ApiResult<()> {
-    match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-        _ => Ok(()),
-    }
+/// Removes an upload's staged bytes, if any (the upload's record is already gone); `staging`
+/// is the blob store's state as last recorded.
+pub async fn remove_staged(blobs: &dyn BlobStore, id: Uuid, staging: Option<&str>) -> ApiResult<()> {
+    blobs.abort_staged(id, staging).await.map_err(ApiError::Blob)
 }
 
 /// What a tus creation request declares.
@@ -108,5 +96,5 @@ pub async fn status(store: &dyn Store, user: UserId, id: Uuid) -> ApiResult<(u64
 /// with 423 `upload_locked` while a PATCH is writing it.
 pub async fn terminate(state: &AppState, user: UserId, id: Uuid) -> ApiResult<()> {
     let (lease, _) = writer::Lease::claim(state.store.clone(), user, id, state.settings.upload_lease).await?;
-    lease.discard(&part_path(&state.settings.upload_dir, id)).await
+    lease.discard(state.blobs.as_ref()).await
 }

@@ -1,0 +1,238 @@
+//! Uploads staged in the bucket (ADR 0010): full parts go into an S3 multipart upload aimed at
+//! the blob's final key, and whatever is left at a flush (less than S3's 5 MiB minimum part) is
+//! stored as a small tail object of its own, `.staging/<upload>/tail-<offset>`. The state a
+//! flush returns — the multipart upload id, each part's ETag and the tail's key — is recorded by
+//! the server with the offset, so the next writer, on any instance, reads the tail back and
+//! continues. A tail key names its offset, so a writer that crashes after writing a tail but
+//! before recording it can never overwrite the tail the recorded state points at.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use shelf_blob::{BlobError, BlobKey, StagedUpload};
+
+use crate::map_err;
+
+/// S3's minimum size of every part but the last.
+pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
+/// Parts are cut at this size while bytes stream in.
+pub(crate) const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// What the server records with the offset. Parts hold the first bytes in order, the tail the
+/// rest (or nothing when the bytes end on a part boundary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    /// The blob's final key: the multipart upload's location.
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    multipart: Option<String>,
+    /// ETags of parts 1, 2, ….
+    #[serde(default)]
+    parts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tail: Option<String>,
+}
+
+fn staging_prefix(upload: uuid::Uuid) -> String {
+    format!(".staging/{upload}/")
+}
+
+fn parse(state: Option<&str>) -> Result<Option<State>, BlobError> {
+    state.map(|s| serde_json::from_str(s).map_err(|e| BlobError::Backend(format!("unreadable staging state: {e}")))).transpose()
+}
+
+pub(crate) async fn open(store: Arc<AmazonS3>, upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
+    let state = parse(state)?.unwrap_or_else(|| State { path: key.path(), ..State::default() });
+    let mut buffer = BytesMut::new();
+    let mut stored = false;
+    if let Some(tail) = &state.tail {
+        match store.get(&ObjectPath::from(tail.as_str())).await {
+            Ok(found) => buffer.extend_from_slice(&found.bytes().await.map_err(map_err)?),
+            Err(object_store::Error::NotFound { .. }) => {
+                // Completion deletes the tails after storing the blob; otherwise they are lost.
+                match store.head(&ObjectPath::from(state.path.as_str())).await {
+                    Ok(meta) if meta.size == offset => stored = true,
+                    _ => return Err(BlobError::StagingLost(format!("tail object {tail} is gone"))),
+                }
+            }
+            Err(other) => return Err(map_err(other)),
+        }
+    }
+    let recorded_tail = state.tail.clone();
+    Ok(Box::new(S3Staged { store, upload, recorded_tail, state, buffer, offset, dirty: false, superseded: Vec::new(), stored }))
+}
+
+/// Removes the multipart upload (parts and all) and every staged tail, recorded or stray.
+pub(crate) async fn abort(store: &AmazonS3, upload: uuid::Uuid, state: Option<&str>) -> Result<(), BlobError> {
+    if let Some(State { path, multipart: Some(id), .. }) = parse(state)? {
+        match store.abort_multipart(&ObjectPath::from(path), &id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(other) => return Err(map_err(other)),
+        }
+    }
+    delete_staged_objects(store, upload).await
+}
+
+async fn delete_staged_objects(store: &AmazonS3, upload: uuid::Uuid) -> Result<(), BlobError> {
+    let prefix = ObjectPath::from(staging_prefix(upload));
+    let objects: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(map_err)?;
+    for object in objects {
+        match store.delete(&object.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(other) => return Err(map_err(other)),
+        }
+    }
+    Ok(())
+}
+
+struct S3Staged {
+    store: Arc<AmazonS3>,
+    upload: uuid::Uuid,
+    state: State,
+    /// Bytes after the last part: the tail read back, then what was written since.
+    buffer: BytesMut,
+    offset: u64,
+    /// Bytes were written since the last flush.
+    dirty: bool,
+    /// The tail the caller's record points at: kept until a newer state is recorded.
+    recorded_tail: Option<String>,
+    /// Tails no state flushed since needs; deleted once that state is recorded.
+    superseded: Vec<String>,
+    /// Opened after a completion: the blob is stored and nothing more may be written.
+    stored: bool,
+}
+
+impl S3Staged {
+    fn path(&self) -> ObjectPath {
+        ObjectPath::from(self.state.path.as_str())
+    }
+
+    /// Uploads `bytes` as the next part, creating the multipart upload on the first one.
+    async fn put_part(&mut self, bytes: Bytes) -> Result<(), BlobError> {
+        let path = self.path();
+        let id = match &self.state.multipart {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.store.create_multipart(&path).await.map_err(map_err)?;
+                self.state.multipart = Some(id.clone());
+                id
+            }
+        };
+        let part = self.store.put_part(&path, &id, self.state.parts.len(), bytes.into()).await.map_err(map_err)?;
+        self.state.parts.push(part.content_id);
+        Ok(())
+    }
+
+    /// The tail is now part of a part or a newer tail: it may go once that is recorded.
+    fn drop_tail(&mut self) {
+        if let Some(tail) = self.state.tail.take() {
+            self.superseded.push(tail);
+        }
+    }
+
+    fn state_text(&self) -> Result<Option<String>, BlobError> {
+        serde_json::to_string(&self.state).map(Some).map_err(BlobError::backend)
+    }
+}
+
+#[async_trait]
+impl StagedUpload for S3Staged {
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        if self.stored {
+            return Err(BlobError::Backend("the upload is already stored".into()));
+        }
+        self.offset += chunk.len() as u64;
+        self.dirty = true;
+        self.buffer.extend_from_slice(&chunk);
+        while self.buffer.len() >= PART_SIZE {
+            let part = self.buffer.split_to(PART_SIZE).freeze();
+            self.drop_tail();
+            self.put_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<Option<String>, BlobError> {
+        if !self.dirty {
+            return self.state_text();
+        }
+        self.drop_tail();
+        if self.buffer.len() >= MIN_PART {
+            let part = self.buffer.split().freeze();
+            self.put_part(part).await?;
+        } else if !self.buffer.is_empty() {
+            let tail = format!("{}tail-{}", staging_prefix(self.upload), self.offset);
+            self.store.put(&ObjectPath::from(tail.as_str()), self.buffer.clone().freeze().into()).await.map_err(map_err)?;
+            self.superseded.retain(|t| *t != tail); // rewritten in place by a repeated flush
+            self.state.tail = Some(tail);
+        }
+        self.dirty = false;
+        self.state_text()
+    }
+
+    async fn recorded(&mut self) -> Result<(), BlobError> {
+        if let Some(old) = self.recorded_tail.take() {
+            if self.state.tail.as_ref() != Some(&old) {
+                self.superseded.push(old);
+            }
+        }
+        self.recorded_tail = self.state.tail.clone();
+        for tail in std::mem::take(&mut self.superseded) {
+            match self.store.delete(&ObjectPath::from(tail.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                // Only space is lost: abort and completion sweep the upload's staging prefix.
+                Err(error) => tracing::warn!(%error, tail, "could not delete a superseded upload tail"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), BlobError> {
+        let state = self.state_text()?;
+        abort(&self.store, self.upload, state.as_deref()).await
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<(), BlobError> {
+        if self.stored {
+            return Ok(());
+        }
+        let path = self.path();
+        let stored = match self.state.multipart.clone() {
+            None => {
+                let whole = self.buffer.split().freeze();
+                self.store.put(&path, whole.into()).await.map(|_| ()).map_err(map_err)
+            }
+            Some(id) => {
+                if !self.buffer.is_empty() {
+                    let last = self.buffer.split().freeze();
+                    self.put_part(last).await?;
+                }
+                let parts = self.state.parts.iter().map(|etag| PartId { content_id: etag.clone() }).collect();
+                self.store.complete_multipart(&path, &id, parts).await.map(|_| ()).map_err(map_err)
+            }
+        };
+        if let Err(error) = stored {
+            // A repeated completion: the first one consumed the multipart upload.
+            match self.store.head(&path).await {
+                Ok(meta) if meta.size == self.offset => {}
+                _ => return Err(error),
+            }
+        }
+        if let Err(error) = delete_staged_objects(&self.store, self.upload).await {
+            tracing::warn!(%error, upload = %self.upload, "could not delete a stored upload's staged tails");
+        }
+        Ok(())
+    }
+}
