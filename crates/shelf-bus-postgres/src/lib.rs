@@ -9,7 +9,8 @@ use sqlx::PgPool;
 
 use shelf_bus::{decode, encode, BusError, BusHealth, LocalChannels, Outbox, Recovery, RemoteBus, SharedVersionSource};
 
-/// The NOTIFY channel every instance listens on.
+/// The NOTIFY channel every instance listens on; payloads as `shelf_bus::encode` writes them
+/// (`"<user uuid> <version>"` or `"revoked <device uuid>"`).
 pub const CHANNEL: &str = "shelf_library_version";
 /// `application_name` of the LISTEN connection, so operators (and tests) can find it.
 pub const LISTENER_APPLICATION_NAME: &str = "shelf-bus-listener";
@@ -45,7 +46,7 @@ async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
 async fn publish_loop(pool: PgPool, mut pending: Outbox) {
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, 512).await > 0 {
-        let payloads: Vec<String> = batch.drain(..).map(|(user, version)| encode(user, version)).collect();
+        let payloads: Vec<String> = batch.drain(..).map(|announcement| encode(&announcement)).collect();
         let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
             .bind(CHANNEL)
             .bind(&payloads)
@@ -63,8 +64,8 @@ async fn listen_loop(options: PgConnectOptions, mut listener: PgListener, recove
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
-                    if let Some((user, version)) = decode(notification.payload()) {
-                        recovery.receive(user, version);
+                    if let Some(announcement) = decode(notification.payload()) {
+                        recovery.receive(announcement);
                     }
                 }
                 Ok(None) => break,

@@ -7,7 +7,8 @@ use futures::StreamExt;
 
 use shelf_bus::{decode, encode, BusError, BusHealth, LocalChannels, Outbox, Recovery, RemoteBus, SharedVersionSource};
 
-/// The pub/sub channel every instance subscribes to.
+/// The pub/sub channel every instance subscribes to; payloads as `shelf_bus::encode` writes them
+/// (`"<user uuid> <version>"` or `"revoked <device uuid>"`).
 pub const CHANNEL: &str = "shelf:library-version";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -38,8 +39,8 @@ async fn publish_loop(mut connection: redis::aio::ConnectionManager, mut pending
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, 512).await > 0 {
         let mut pipe = redis::pipe();
-        for (user, version) in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(CHANNEL).arg(encode(user, version)).ignore();
+        for announcement in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(CHANNEL).arg(encode(&announcement)).ignore();
         }
         match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => {}
@@ -55,8 +56,8 @@ async fn subscribe_loop(client: redis::Client, mut subscriber: redis::aio::PubSu
             let mut messages = subscriber.on_message();
             while let Some(message) = messages.next().await {
                 let Ok(payload) = message.get_payload::<String>() else { continue };
-                if let Some((user, version)) = decode(&payload) {
-                    recovery.receive(user, version);
+                if let Some(announcement) = decode(&payload) {
+                    recovery.receive(announcement);
                 }
             }
         }

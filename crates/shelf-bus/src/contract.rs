@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shelf_core::{LibraryVersion, UserId};
-use tokio::sync::watch;
+use shelf_core::{DeviceId, LibraryVersion, UserId};
+use tokio::sync::{broadcast, watch};
 
 use crate::{BusError, BusHealth, ChangeBus, VersionSource};
 
@@ -82,6 +82,37 @@ pub async fn bus3_reports_name_and_health(one: Arc<dyn ChangeBus>, _two: Arc<dyn
     assert_eq!(one.health(), BusHealth::Healthy);
 }
 
+/// Waits until every device of `devices` arrived on `receiver`, in any order, skipping other
+/// tests' revocations (they share the broker's channel) but not a lag, which would hide a loss.
+async fn hears_revocations(receiver: &mut broadcast::Receiver<DeviceId>, devices: &[DeviceId]) {
+    let mut missing = devices.to_vec();
+    tokio::time::timeout(PATIENCE, async {
+        while !missing.is_empty() {
+            let device = receiver.recv().await.unwrap();
+            missing.retain(|wanted| *wanted != device);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("revocations {missing:?} never arrived"));
+}
+
+/// BUS4: a revocation announced on one instance reaches the revocation receivers of every
+/// instance, the announcing one included (its own session cache evicts too), and names the
+/// device it was announced for.
+pub async fn bus4_revocations_reach_every_instance(one: Arc<dyn ChangeBus>, two: Arc<dyn ChangeBus>) {
+    let mut here = one.revocations();
+    let mut there = two.revocations();
+    // Make sure the broker delivers to the second instance before revoking.
+    let marker = UserId::new();
+    let mut marker_rx = two.subscribe(marker);
+    settle(one.as_ref(), &mut marker_rx, marker).await;
+    let (first, second) = (DeviceId::new(), DeviceId::new());
+    one.revoke(first);
+    two.revoke(second);
+    hears_revocations(&mut here, &[first, second]).await;
+    hears_revocations(&mut there, &[first, second]).await;
+}
+
 /// Generates one test per rule; `$pair` is an async fn returning two bus instances and a guard.
 #[macro_export]
 macro_rules! bus_contract_tests {
@@ -89,7 +120,8 @@ macro_rules! bus_contract_tests {
         $crate::bus_contract_tests!(@each $pair,
             bus1_versions_reach_that_users_subscribers_only,
             bus2_versions_coalesce_and_never_go_back,
-            bus3_reports_name_and_health
+            bus3_reports_name_and_health,
+            bus4_revocations_reach_every_instance
         );
     };
     (@each $pair:path, $($name:ident),+) => {

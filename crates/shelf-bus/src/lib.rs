@@ -11,6 +11,12 @@
 //! them safe is recovery: after any reconnect they re-read, from the database, the versions of
 //! every user subscribed on this instance, and while disconnected they poll those versions, so
 //! a stream always ends at the right version even if messages were lost.
+//!
+//! The same transport carries **revocations** ([`ChangeBus::revoke`]): a device whose session
+//! ended (logout, device revocation, password change, account deletion). Instances use them to
+//! drop the session from their short-lived session caches and to end the device's streams at
+//! once. They are at-most-once too; what bounds a lost one is the cache's own time to live
+//! (ADR 0011), not recovery.
 
 mod local;
 mod recovery;
@@ -21,11 +27,14 @@ pub mod contract;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shelf_core::{LibraryVersion, UserId};
-use tokio::sync::watch;
+use shelf_core::{DeviceId, LibraryVersion, UserId};
+use tokio::sync::{broadcast, watch};
 
 pub use local::{InProcessBus, LocalChannels};
 pub use recovery::{Outbox, Recovery, RemoteBus};
+
+/// How many revocations a slow receiver may fall behind before it is told it lagged.
+pub const REVOCATION_BACKLOG: usize = 1024;
 
 /// Announces committed library versions to subscribers on this instance and, for
 /// cross-instance implementations, to every other instance.
@@ -36,6 +45,16 @@ pub trait ChangeBus: Send + Sync + 'static {
 
     /// A receiver of `user`'s latest announced version (`None` until something is announced).
     fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>>;
+
+    /// Announces that `device`'s session ended, to this instance's and every other instance's
+    /// [`revocations`](ChangeBus::revocations) receivers. Call it after the revocation committed.
+    /// Never blocks; may be lost (at most once) — receivers must not rely on it alone.
+    fn revoke(&self, device: DeviceId);
+
+    /// Devices whose sessions ended, as announced on any instance (this one included), from the
+    /// moment of the call. A receiver that lags behind gets `RecvError::Lagged` and must assume
+    /// it missed some (drop everything it cached).
+    fn revocations(&self) -> broadcast::Receiver<DeviceId>;
 
     /// Whether cross-instance delivery currently works (for `/readyz`).
     fn health(&self) -> BusHealth {
@@ -68,14 +87,34 @@ pub enum BusError {
     Source(String),
 }
 
-/// Shared by the cross-instance buses: how announcements look on the wire ("<uuid> <version>").
-pub fn encode(user: UserId, version: LibraryVersion) -> String {
-    format!("{} {}", user.0, version.0)
+/// What the cross-instance buses carry, one message per payload on their single channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// `"<user uuid> <version>"`: the user's library committed this version.
+    Version(UserId, LibraryVersion),
+    /// `"revoked <device uuid>"`: the device's session ended. An instance that predates this
+    /// message reads `revoked` as a malformed user id and ignores the payload, so instances of
+    /// both kinds can share a channel during a rolling upgrade.
+    Revoked(DeviceId),
 }
 
-pub fn decode(payload: &str) -> Option<(UserId, LibraryVersion)> {
-    let (user, version) = payload.split_once(' ')?;
-    Some((UserId(uuid::Uuid::parse_str(user).ok()?), LibraryVersion(version.parse().ok()?)))
+const REVOKED: &str = "revoked";
+
+/// How an announcement looks on the wire (see [`Announcement`] for the two forms).
+pub fn encode(announcement: &Announcement) -> String {
+    match announcement {
+        Announcement::Version(user, version) => format!("{} {}", user.0, version.0),
+        Announcement::Revoked(device) => format!("{REVOKED} {}", device.0),
+    }
+}
+
+/// The announcement in `payload`, or `None` for anything malformed (which receivers skip).
+pub fn decode(payload: &str) -> Option<Announcement> {
+    let (first, second) = payload.split_once(' ')?;
+    if first == REVOKED {
+        return Some(Announcement::Revoked(DeviceId(uuid::Uuid::parse_str(second).ok()?)));
+    }
+    Some(Announcement::Version(UserId(uuid::Uuid::parse_str(first).ok()?), LibraryVersion(second.parse().ok()?)))
 }
 
 pub type SharedVersionSource = Arc<dyn VersionSource>;
@@ -94,8 +133,14 @@ mod tests {
     #[test]
     fn wire_format_round_trips_and_rejects_garbage() {
         let user = UserId::new();
-        assert_eq!(decode(&encode(user, LibraryVersion(42))), Some((user, LibraryVersion(42))));
-        for bad in ["", "x 1", "1", &format!("{} x", user.0)] {
+        let version = Announcement::Version(user, LibraryVersion(42));
+        assert_eq!(encode(&version), format!("{} 42", user.0));
+        assert_eq!(decode(&encode(&version)), Some(version));
+        let device = DeviceId::new();
+        let revoked = Announcement::Revoked(device);
+        assert_eq!(encode(&revoked), format!("revoked {}", device.0));
+        assert_eq!(decode(&encode(&revoked)), Some(revoked));
+        for bad in ["", "x 1", "1", &format!("{} x", user.0), "revoked", "revoked x", "revoked 1"] {
             assert_eq!(decode(bad), None);
         }
     }

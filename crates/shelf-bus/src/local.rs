@@ -1,20 +1,38 @@
-//! Per-user latest-version channels on this instance, and the in-process bus built on them.
+//! Per-user latest-version channels on this instance, the revocation channel, and the in-process
+//! bus built on them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use shelf_core::{LibraryVersion, UserId};
-use tokio::sync::watch;
+use shelf_core::{DeviceId, LibraryVersion, UserId};
+use tokio::sync::{broadcast, watch};
 
-use crate::ChangeBus;
+use crate::{ChangeBus, REVOCATION_BACKLOG};
 
-/// One `watch` channel per user with subscribers here.
-#[derive(Default)]
+/// One `watch` channel per user with subscribers here, and one broadcast channel of revoked
+/// devices for the whole instance.
 pub struct LocalChannels {
     users: Mutex<HashMap<UserId, watch::Sender<Option<LibraryVersion>>>>,
+    revoked: broadcast::Sender<DeviceId>,
+}
+
+impl Default for LocalChannels {
+    fn default() -> Self {
+        Self { users: Mutex::default(), revoked: broadcast::channel(REVOCATION_BACKLOG).0 }
+    }
 }
 
 impl LocalChannels {
+    /// Tells this instance's revocation receivers that `device`'s session ended.
+    pub fn deliver_revocation(&self, device: DeviceId) {
+        // An error only says nobody listens here yet, so there is nothing to evict.
+        let _ = self.revoked.send(device);
+    }
+
+    pub fn revocations(&self) -> broadcast::Receiver<DeviceId> {
+        self.revoked.subscribe()
+    }
+
     fn users(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, watch::Sender<Option<LibraryVersion>>>> {
         self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -67,6 +85,14 @@ impl ChangeBus for InProcessBus {
 
     fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
         self.local.subscribe(user)
+    }
+
+    fn revoke(&self, device: DeviceId) {
+        self.local.deliver_revocation(device);
+    }
+
+    fn revocations(&self) -> broadcast::Receiver<DeviceId> {
+        self.local.revocations()
     }
 
     fn name(&self) -> &'static str {

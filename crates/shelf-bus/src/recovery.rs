@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{BusHealth, LocalChannels, SharedVersionSource};
+use crate::{Announcement, BusHealth, LocalChannels, SharedVersionSource};
 
 /// Health plus the recovery actions, shared by a bus and its background tasks.
 pub struct Recovery {
@@ -48,9 +48,15 @@ impl Recovery {
     }
 
     /// An announcement from another instance (or this one's echo) arrived through the broker.
-    pub fn receive(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
+    pub fn receive(&self, announcement: Announcement) {
         metrics::counter!("shelf_bus_messages_total", "direction" => "received").increment(1);
-        self.local.deliver(user, version);
+        match announcement {
+            Announcement::Version(user, version) => {
+                self.local.deliver(user, version);
+            }
+            // This instance's own revocations come back too; evicting twice is harmless.
+            Announcement::Revoked(device) => self.local.deliver_revocation(device),
+        }
     }
 
     /// Re-reads the versions of every user subscribed here and delivers what was missed.
@@ -88,11 +94,12 @@ impl Recovery {
 pub struct RemoteBus {
     name: &'static str,
     recovery: Arc<Recovery>,
-    outbox: tokio::sync::mpsc::UnboundedSender<(shelf_core::UserId, shelf_core::LibraryVersion)>,
+    outbox: tokio::sync::mpsc::UnboundedSender<Announcement>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-pub type Outbox = tokio::sync::mpsc::UnboundedReceiver<(shelf_core::UserId, shelf_core::LibraryVersion)>;
+/// What a publisher task sends to the broker, in order of publishing.
+pub type Outbox = tokio::sync::mpsc::UnboundedReceiver<Announcement>;
 
 impl RemoteBus {
     pub fn start<P, S>(name: &'static str, recovery: Arc<Recovery>, publisher: impl FnOnce(Outbox) -> P, subscriber: S) -> Self
@@ -122,7 +129,19 @@ impl crate::ChangeBus for RemoteBus {
         metrics::counter!("shelf_bus_messages_total", "direction" => "published").increment(1);
         // Fails only once the publisher task ended (shutdown); other instances then recover the
         // version from the database, so nothing is lost by going on.
-        let _ = self.outbox.send((user, version));
+        let _ = self.outbox.send(Announcement::Version(user, version));
+    }
+
+    fn revoke(&self, device: shelf_core::DeviceId) {
+        // This instance evicts at once, before the request that revoked answers.
+        self.recovery.local.deliver_revocation(device);
+        metrics::counter!("shelf_bus_messages_total", "direction" => "published").increment(1);
+        // As for versions: fails only at shutdown; other instances' cache TTL bounds the loss.
+        let _ = self.outbox.send(Announcement::Revoked(device));
+    }
+
+    fn revocations(&self) -> tokio::sync::broadcast::Receiver<shelf_core::DeviceId> {
+        self.recovery.local.revocations()
     }
 
     fn subscribe(&self, user: shelf_core::UserId) -> tokio::sync::watch::Receiver<Option<shelf_core::LibraryVersion>> {

@@ -59,6 +59,7 @@ impl AppState {
             settings: Arc::new(settings),
             epoch,
             sync_health: Arc::default(),
+            sessions: Arc::default(),
             hub: realtime::StreamHub::new(),
             blobs,
             hashing,
@@ -115,6 +116,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_tombstones_periodically(state.clone()));
     let sessions = tokio::spawn(close_ended_sessions_periodically(state.clone()));
+    let hub = state.hub.clone();
+    let close = move |device| hub.close_device(device, shelf_api::ErrorCode::Unauthenticated);
+    let revocations = tokio::spawn(service::session_cache::evict_revocations(state.sessions.clone(), state.bus.revocations(), close));
     let blobs = tokio::spawn(collect_garbage_periodically(state.clone()));
     let push = tokio::spawn(state.push.clone().run(state.hub.clone()));
     let push_service = state.push.clone();
@@ -128,6 +132,7 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     let result = serve::run(listener, app(state.clone()), shutdown).await;
     purge.abort();
     sessions.abort();
+    revocations.abort();
     blobs.abort();
     push.abort();
     push_service.forget_streams().await;
@@ -146,7 +151,8 @@ async fn flush_sync_health_periodically(state: AppState) {
     }
 }
 
-/// Ends streams whose session was revoked (on any instance) or expired, within one interval.
+/// Ends streams whose session expired, or was revoked on an instance whose revocation the bus
+/// lost (revocations it carries end them at once), within one interval.
 async fn close_ended_sessions_periodically(state: AppState) {
     let mut tick = tokio::time::interval(state.settings.session_check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

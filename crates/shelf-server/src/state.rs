@@ -79,6 +79,9 @@ pub struct AppState {
     pub epoch: Epoch,
     /// The last version each device pulled or was sent, written throttled.
     pub sync_health: Arc<crate::service::sync_health::SyncHealth>,
+    /// Sessions resolved within the last second, evicted by revocations from any instance
+    /// (ADR 0011).
+    pub sessions: Arc<crate::service::session_cache::SessionCache>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

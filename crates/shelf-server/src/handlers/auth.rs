@@ -64,8 +64,7 @@ pub async fn logout(
     headers: HeaderMap,
     device: CurrentDevice,
 ) -> ApiResult<impl IntoResponse> {
-    auth::revoke(state.store.as_ref(), device.user_id, device.device_id).await?;
-    state.hub.close_device(device.device_id, shelf_api::ErrorCode::Unauthenticated);
+    auth::revoke(&state, device.user_id, device.device_id).await?;
     // Clear each session cookie the browser sent; with none (a Bearer logout), the one this
     // request would have been given.
     let mut secure_flags: Vec<bool> = [(true, SECURE_SESSION_COOKIE), (false, SESSION_COOKIE)]

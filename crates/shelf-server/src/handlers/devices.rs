@@ -42,8 +42,8 @@ pub async fn list(State(state): State<AppState>, device: CurrentDevice) -> ApiRe
     params(("deviceId" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn revoke(State(state): State<AppState>, device: CurrentDevice, Path(target): Path<Uuid>) -> ApiResult<StatusCode> {
-    auth::revoke(state.store.as_ref(), device.user_id, DeviceId(target)).await?;
-    // Streams on this instance end now; other instances notice within a session-check interval.
-    state.hub.close_device(DeviceId(target), shelf_api::ErrorCode::Unauthenticated);
+    // Its streams end and its token is refused now on this instance, on others once the bus
+    // carries the revocation (within a second either way, ADR 0011).
+    auth::revoke(&state, device.user_id, DeviceId(target)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

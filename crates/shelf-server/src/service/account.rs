@@ -5,26 +5,23 @@
 //! the account without it. A wrong password answers 403 `wrong_password` (the session itself is
 //! fine, so not 401, which clients take as "signed out").
 
-use shelf_api::ErrorCode;
 use shelf_blob::BlobKey;
 use shelf_core::{DeviceId, Password, UserId};
 use shelf_store::Account;
 
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{hash_password, now, refund_and_return, verify_password, Gate};
+use crate::service::auth::{hash_password, now, refund_and_return, sessions_ended, verify_password, Gate};
 use crate::service::rate_limits;
 use crate::state::AppState;
 
-/// Sets a new password and signs out every other device of the user (their streams end now on
-/// this instance, within a session-check interval on others). The current session stays.
+/// Sets a new password and signs out every other device of the user (their tokens are refused and
+/// their streams end on every instance, [`sessions_ended`]). The current session stays.
 pub async fn change_password(state: &AppState, gate: &Gate<'_>, user: UserId, device: DeviceId, current: &str, new: &str) -> ApiResult<()> {
     let new = Password::parse(new)?;
     reprove(state, gate, user, current).await?;
     let hash = hash_password(gate.hashing, new).await?;
     let signed_out = state.store.change_password(user, &hash, device).await?;
-    for device in signed_out {
-        state.hub.close_device(device, ErrorCode::Unauthenticated);
-    }
+    sessions_ended(state, &signed_out);
     Ok(())
 }
 
@@ -34,9 +31,7 @@ pub async fn change_password(state: &AppState, gate: &Gate<'_>, user: UserId, de
 pub async fn delete(state: &AppState, gate: &Gate<'_>, user: UserId, password: &str) -> ApiResult<()> {
     reprove(state, gate, user, password).await?;
     let deleted = state.store.delete_user(user).await?;
-    for device in &deleted.devices {
-        state.hub.close_device(*device, ErrorCode::Unauthenticated);
-    }
+    sessions_ended(state, &deleted.devices);
     for sha256 in deleted.blobs {
         let key = BlobKey { user: user.0, sha256 };
         match state.blobs.delete(&key).await {

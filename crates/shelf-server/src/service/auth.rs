@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ApiResult};
 use crate::service::hashing::HashingPool;
 use crate::service::rate_limits::{self, RateLimits, Reservation};
+use crate::service::session_cache::{SessionCache, TokenDigest};
+use crate::state::AppState;
 
 /// How a request presented its token.
 pub enum Credential<'a> {
@@ -58,7 +60,12 @@ pub fn new_token() -> String {
 /// Tokens carry 256 bits of entropy, so a fast hash is enough: nobody can brute-force the
 /// preimage, and a stolen database does not reveal usable tokens.
 pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    token_digest(token).to_vec()
+}
+
+/// [`token_hash`] as a fixed-size key (the session cache's).
+pub fn token_digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 pub(crate) async fn hash_password(hashing: &HashingPool, password: Password) -> ApiResult<String> {
@@ -181,27 +188,53 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
     error
 }
 
-/// Resolves a token to its live session. At most once a minute it refreshes last-seen and
-/// slides the expiry to `ttl` from now: a session in use does not expire (spec AU11); one left
-/// unused for `ttl` does. The flag says whether it renewed (a cookie's `Max-Age` follows).
-pub async fn authenticate(store: &dyn Store, token: &str, ttl: Duration) -> ApiResult<(SessionAuth, bool)> {
+/// Resolves a token to its live session, from `cache` when it resolved there within the
+/// cache's TTL (one second) and has not expired since, else from the database. At most once a
+/// minute it refreshes last-seen and slides the expiry to `ttl` from now: a session in use does
+/// not expire (spec AU11); one left unused for `ttl` does. The flag says whether it renewed (a
+/// cookie's `Max-Age` follows).
+pub async fn authenticate(store: &dyn Store, cache: &SessionCache, token: &str, ttl: Duration) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
     }
     let at = now();
-    let session = store.session_by_token_hash(&token_hash(token), at).await?.ok_or(ApiError::Unauthenticated)?;
+    let digest = token_digest(token);
+    let session = match cache.get(&digest, at) {
+        Some(session) => session,
+        None => {
+            let generation = cache.generation();
+            let session = store.session_by_token_hash(&digest, at).await?.ok_or(ApiError::Unauthenticated)?;
+            cache.insert(digest, session.clone(), generation);
+            session
+        }
+    };
     if at - session.last_seen_at > TOUCH_INTERVAL {
         let ttl = time::Duration::try_from(ttl).map_err(|e| ApiError::Internal(e.into()))?;
         store.renew_session(session.device_id, at, at + ttl).await?;
+        // The cached last-seen time is now old; the next request reads the renewed session.
+        cache.forget(&digest);
         return Ok((session, true));
     }
     Ok((session, false))
 }
 
-pub async fn revoke(store: &dyn Store, user: UserId, device: DeviceId) -> ApiResult<()> {
-    if store.revoke_session(user, device).await? {
+/// Revokes one of `user`'s sessions (spec AU6): see [`sessions_ended`].
+pub async fn revoke(state: &AppState, user: UserId, device: DeviceId) -> ApiResult<()> {
+    if state.store.revoke_session(user, device).await? {
+        sessions_ended(state, &[device]);
         Ok(())
     } else {
         Err(ApiError::NotFound("device"))
+    }
+}
+
+/// Call after a commit that ended these sessions (logout, revocation, password change, account
+/// deletion): this instance forgets them and ends their streams before the request answers, and
+/// the bus tells every other instance to do the same (ADR 0011).
+pub fn sessions_ended(state: &AppState, devices: &[DeviceId]) {
+    state.sessions.evict_devices(devices);
+    for device in devices {
+        state.hub.close_device(*device, shelf_api::ErrorCode::Unauthenticated);
+        state.bus.revoke(*device);
     }
 }

@@ -9,6 +9,7 @@ pub mod library;
 pub mod mutations;
 pub mod push;
 pub mod rate_limits;
+pub mod session_cache;
 pub mod sync_health;
 pub mod tickets;
 pub mod uploads;

@@ -20,6 +20,7 @@ mod observability;
 mod origins;
 mod push;
 mod realtime;
+mod sessions;
 mod sync;
 mod uploads;
 mod web;

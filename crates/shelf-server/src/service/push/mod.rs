@@ -269,6 +269,14 @@ impl ChangeBus for AnnouncingBus {
         self.inner.subscribe(user)
     }
 
+    fn revoke(&self, device: shelf_core::DeviceId) {
+        self.inner.revoke(device);
+    }
+
+    fn revocations(&self) -> tokio::sync::broadcast::Receiver<shelf_core::DeviceId> {
+        self.inner.revocations()
+    }
+
     fn health(&self) -> BusHealth {
         self.inner.health()
     }

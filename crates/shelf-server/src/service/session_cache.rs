@@ -1,0 +1,239 @@
+//! A short-lived, bounded, in-process cache of resolved sessions (ADR 0011).
+//!
+//! Every authenticated request used to read its session from the database; on PostgreSQL that
+//! round trip was half the cost of a version check. This cache keeps what
+//! `Store::session_by_token_hash` returned for at most [`SESSION_CACHE_TTL`], keyed by the
+//! token's SHA-256 (never the token itself).
+//!
+//! What keeps it from serving a session that ended:
+//! - **It never extends a session.** A hit is served only while the cached `expires_at` is in the
+//!   future; past it the database is asked again (which also sees a renewal made elsewhere).
+//! - **Revocations evict at once** on every instance: the bus carries them
+//!   ([`shelf_bus::ChangeBus::revoke`]) and [`evict_revocations`] removes the device's entries.
+//! - **A revocation racing a database read cannot be undone by it.** Every eviction bumps a
+//!   generation; a read inserts its result only if no eviction happened since it started.
+//! - **A lost revocation (bus down or lagging) lives at most the TTL**, which is why the TTL is
+//!   one second: the same bound the bus gives when it works ("refused within a second").
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use shelf_core::DeviceId;
+use shelf_store::SessionAuth;
+use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
+
+/// How long a resolved session is served from memory. Bounds how long a revocation lost by the
+/// bus can go unnoticed on another instance (ADR 0011).
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Independent locks, so requests of different tokens rarely wait on each other.
+const SHARDS: usize = 16;
+/// Entries per shard: 65,536 sessions in all, a few MiB. More distinct tokens than that within a
+/// TTL are served from the database, as before the cache.
+const SHARD_CAPACITY: usize = 4096;
+
+/// SHA-256 of a bearer token or cookie value.
+pub type TokenDigest = [u8; 32];
+
+struct Entry {
+    session: SessionAuth,
+    cached_at: Instant,
+}
+
+/// Resolved sessions by token digest. Cheap to share (`Arc`).
+pub struct SessionCache {
+    shards: Vec<Mutex<HashMap<TokenDigest, Entry>>>,
+    /// Bumped by every eviction; see [`SessionCache::generation`].
+    generation: AtomicU64,
+    ttl: Duration,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self::with_ttl(SESSION_CACHE_TTL)
+    }
+}
+
+impl SessionCache {
+    pub fn with_ttl(ttl: Duration) -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), generation: AtomicU64::new(0), ttl }
+    }
+
+    fn shard(&self, digest: &TokenDigest) -> MutexGuard<'_, HashMap<TokenDigest, Entry>> {
+        // The digest is uniformly random, so its first byte spreads tokens evenly.
+        self.shards[usize::from(digest[0]) % SHARDS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cached session of `digest`, if cached within the TTL and not expired at `now`.
+    pub fn get(&self, digest: &TokenDigest, now: OffsetDateTime) -> Option<SessionAuth> {
+        let mut shard = self.shard(digest);
+        let entry = shard.get(digest)?;
+        if entry.cached_at.elapsed() < self.ttl && now < entry.session.expires_at {
+            return Some(entry.session.clone());
+        }
+        shard.remove(digest);
+        None
+    }
+
+    /// Take this before reading a session from the database, and hand it to [`insert`]: an
+    /// eviction in between (a revocation the read may not have seen) then keeps the result out.
+    ///
+    /// [`insert`]: SessionCache::insert
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches `session`, unless something was evicted since `generation` was taken or the shard
+    /// is full of live entries.
+    pub fn insert(&self, digest: TokenDigest, session: SessionAuth, generation: u64) {
+        let mut shard = self.shard(&digest);
+        // Checked under the shard's lock: an eviction bumps the generation before it takes the
+        // locks, so it either sees this entry or this check sees its bump.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if shard.len() >= SHARD_CAPACITY {
+            shard.retain(|_, entry| entry.cached_at.elapsed() < self.ttl);
+            if shard.len() >= SHARD_CAPACITY {
+                return;
+            }
+        }
+        shard.insert(digest, Entry { session, cached_at: Instant::now() });
+    }
+
+    /// Forgets one token (its session was just renewed; the next request reads the new expiry).
+    pub fn forget(&self, digest: &TokenDigest) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.shard(digest).remove(digest);
+    }
+
+    /// Forgets every token of these devices.
+    pub fn evict_devices(&self, devices: &[DeviceId]) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.retain(|_, entry| !devices.contains(&entry.session.device_id));
+        }
+    }
+
+    /// Forgets everything (revocations may have been missed).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        }
+    }
+
+    /// Number of cached sessions (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Follows the bus's revocations until it closes: evicts each revoked device from `cache` and
+/// ends its streams on this instance (`close`) at once, instead of at the next session check.
+/// Revocations arriving together are evicted in one pass; a lag clears the whole cache.
+pub async fn evict_revocations(
+    cache: Arc<SessionCache>,
+    mut revocations: tokio::sync::broadcast::Receiver<DeviceId>,
+    close: impl Fn(DeviceId) + Send + 'static,
+) {
+    loop {
+        let mut devices = match revocations.recv().await {
+            Ok(device) => vec![device],
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "fell behind on revocations; dropping every cached session");
+                cache.clear();
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        while let Ok(device) = revocations.try_recv() {
+            devices.push(device);
+        }
+        cache.evict_devices(&devices);
+        for device in devices {
+            close(device);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+mod tests {
+    use super::*;
+    use shelf_core::UserId;
+
+    fn session(expires_in: time::Duration) -> SessionAuth {
+        let now = OffsetDateTime::now_utc();
+        SessionAuth { user_id: UserId::new(), device_id: DeviceId::new(), last_seen_at: now, expires_at: now + expires_in }
+    }
+
+    #[test]
+    fn a_cached_session_is_served_until_its_own_expiry_and_never_after() {
+        let cache = SessionCache::with_ttl(Duration::from_secs(3600));
+        let cached = session(time::Duration::seconds(30));
+        cache.insert([1; 32], cached.clone(), cache.generation());
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(cache.get(&[1; 32], now).map(|s| s.device_id), Some(cached.device_id));
+        assert!(cache.get(&[1; 32], cached.expires_at).is_none(), "not at its expiry");
+        assert!(cache.get(&[1; 32], now).is_none(), "and the expired entry is gone");
+    }
+
+    #[test]
+    fn entries_older_than_the_ttl_are_not_served() {
+        let cache = SessionCache::with_ttl(Duration::ZERO);
+        cache.insert([2; 32], session(time::Duration::hours(1)), cache.generation());
+        assert!(cache.get(&[2; 32], OffsetDateTime::now_utc()).is_none());
+    }
+
+    #[test]
+    fn evicting_a_device_removes_it_and_keeps_out_reads_that_raced_the_eviction() {
+        let cache = SessionCache::default();
+        let (revoked, kept) = (session(time::Duration::hours(1)), session(time::Duration::hours(1)));
+        cache.insert([3; 32], revoked.clone(), cache.generation());
+        cache.insert([4; 32], kept.clone(), cache.generation());
+        let before_the_read = cache.generation();
+        cache.evict_devices(&[revoked.device_id]);
+        let now = OffsetDateTime::now_utc();
+        assert!(cache.get(&[3; 32], now).is_none());
+        assert!(cache.get(&[4; 32], now).is_some());
+        // A database read that started before the eviction may have seen the session alive.
+        cache.insert([3; 32], revoked, before_the_read);
+        assert!(cache.get(&[3; 32], now).is_none(), "a stale read does not resurrect it");
+    }
+
+    #[test]
+    fn a_full_shard_serves_from_the_database_instead_of_growing() {
+        let cache = SessionCache::default();
+        for i in 0..=SHARD_CAPACITY {
+            let mut digest = [0u8; 32];
+            digest[1..9].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.insert(digest, session(time::Duration::hours(1)), cache.generation());
+        }
+        assert_eq!(cache.len(), SHARD_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn revocations_from_the_bus_evict_and_close_streams() {
+        let cache = Arc::new(SessionCache::default());
+        let bus = shelf_bus::InProcessBus::new();
+        let cached = session(time::Duration::hours(1));
+        cache.insert([5; 32], cached.clone(), cache.generation());
+        let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let follower = tokio::spawn(evict_revocations(cache.clone(), shelf_bus::ChangeBus::revocations(&bus), move |device| {
+            closed_tx.send(device).unwrap();
+        }));
+        shelf_bus::ChangeBus::revoke(&bus, cached.device_id);
+        assert_eq!(closed_rx.recv().await, Some(cached.device_id));
+        assert!(cache.is_empty());
+        follower.abort();
+    }
+}
