@@ -2,11 +2,13 @@
 //! server instances.
 //!
 //! Writers of one user serialise on that user's row lock (`SELECT … FOR UPDATE`), so versions
-//! never gap or repeat while different users write in parallel. Feed reads run in a
-//! repeatable-read snapshot.
+//! never gap or repeat while different users write in parallel; within an instance, one user's
+//! concurrent writes commit in groups, one transaction each (`group.rs`, ADR 0012). A change-feed
+//! page is one statement, so one snapshot.
 
 mod accounts;
 mod attachments;
+mod group;
 mod library;
 mod push;
 mod operations;
@@ -16,6 +18,8 @@ mod sync;
 mod uploads;
 mod write;
 mod write_tx;
+
+pub use group::WriterStats;
 
 use async_trait::async_trait;
 use shelf_core::{Conflict, DeviceId, Email, Epoch, LibraryVersion, Material, MaterialId, Progress, UserId};
@@ -32,7 +36,7 @@ use time::OffsetDateTime;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    writer: write_tx::Writer,
+    writer: group::Writer,
 }
 
 impl PostgresStore {
@@ -50,12 +54,17 @@ impl PostgresStore {
             .execute(&pool)
             .await
             .map_err(StoreError::backend)?;
-        Ok(Self { writer: write_tx::Writer { pool: pool.clone() }, pool })
+        Ok(Self { writer: group::Writer::new(pool.clone()), pool })
     }
 
     /// The connection pool, for tests and tools that reach under the seam.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The library writer's queues and group commits so far.
+    pub fn writer_stats(&self) -> group::WriterStats {
+        self.writer.stats()
     }
 }
 
@@ -383,4 +392,111 @@ mod tests {
     }
 
     shelf_store::contract_tests!(fresh);
+
+    /// Group commit (ADR 0012): writers queued behind a held row lock commit as one group once it
+    /// is released; an attempt the database refuses after its first writes ran rolls back alone,
+    /// the others keep distinct versions with no gap, and the user's queue is gone afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_group_commits_once_and_a_failing_attempt_rolls_back_alone() {
+        use shelf_core::{
+            Email, LibraryMutation, LibraryVersion, MaterialBody, MaterialId, MaterialTitle,
+            Position, ProgressUpdate, Tags,
+        };
+        use shelf_store::{Store, StoreError};
+        let (store, _database) = fresh().await;
+        // A failure no plan foresees: the progress row is refused after the material row and its
+        // change entry were written in the same attempt.
+        sqlx::raw_sql(
+            "CREATE FUNCTION refuse_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.position = 'refuse' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse_progress BEFORE INSERT ON progress FOR EACH ROW EXECUTE FUNCTION refuse_progress();",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let now = shelf_core::truncate_to_micros(time::OffsetDateTime::now_utc());
+        let user = store
+            .create_user(&Email::parse("group@example.com").unwrap(), "hash", now)
+            .await
+            .unwrap();
+        let create = |position: &str| LibraryMutation::CreateMaterial {
+            id: MaterialId::new(),
+            title: MaterialTitle::parse("grouped").unwrap(),
+            body: MaterialBody::parse("body").unwrap(),
+            tags: Tags::parse(&["t"]).unwrap(),
+            progress: Some(ProgressUpdate {
+                position: Some(Position::parse(position).unwrap()),
+                ..Default::default()
+            }),
+        };
+        let mut holder = store.pool().begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user.0)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let store = std::sync::Arc::new(store);
+        let spawn = |position: &'static str| {
+            let (store, mutation) = (store.clone(), create(position));
+            tokio::spawn(async move { store.apply(user, &mutation, now).await })
+        };
+        // The first writer's group (itself alone) waits on the held lock; the next 19 queue behind it.
+        let mut tasks = vec![spawn("first")];
+        while !matches!(
+            store.writer_stats(),
+            super::WriterStats {
+                queued_users: 1,
+                waiting: 0,
+                ..
+            }
+        ) {
+            tokio::task::yield_now().await;
+        }
+        tasks.extend((1..20).map(|i| spawn(if i == 7 { "refuse" } else { "p" })));
+        while store.writer_stats().waiting < 19 {
+            tokio::task::yield_now().await;
+        }
+        holder.commit().await.unwrap();
+        let mut versions = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(applied) => versions.push(applied.library_version.0),
+                Err(StoreError::Backend(error)) if i == 7 => assert!(
+                    format!("{error:?}").contains("refused by the test"),
+                    "{error:?}"
+                ),
+                other => panic!("writer {i}: {other:?}"),
+            }
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, (2..21).collect::<Vec<_>>());
+        assert_eq!(
+            store.library_version(user).await.unwrap(),
+            LibraryVersion(20)
+        );
+        assert_eq!(
+            store.list_materials(user, None, 100).await.unwrap().len(),
+            19,
+            "the refused write left no material"
+        );
+        assert_eq!(
+            store
+                .changes_since(user, LibraryVersion(0), 100, u64::MAX)
+                .await
+                .unwrap()
+                .changes
+                .len(),
+            38
+        );
+        let stats = store.writer_stats();
+        assert_eq!(
+            (stats.commits, stats.committed_attempts),
+            (2, 20),
+            "one commit alone, then one for the 19"
+        );
+        // The user's task removes the queue just after answering: no queue is kept for an idle user.
+        while store.writer_stats().queued_users > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
 }

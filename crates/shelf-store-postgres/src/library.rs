@@ -1,9 +1,9 @@
 //! Library reads: version, materials, and the change feed.
 
 use shelf_core::{ChangeKind, ChangeOp, LibraryVersion, Material, MaterialId, Progress, UserId};
-use shelf_store::{known_more_after, page_until, Change, ChangeData, ChangesPage, StoreError, StoreResult};
+use shelf_store::{Change, ChangeData, ChangesPage, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db_err;
@@ -103,78 +103,78 @@ fn change(row: &PgRow) -> StoreResult<Change> {
     })
 }
 
-pub async fn changes_since(pool: &PgPool, user: UserId, since: LibraryVersion, limit: u32, max_bytes: u64) -> StoreResult<ChangesPage> {
-    // One repeatable-read transaction: the version, horizon and rows come from one snapshot.
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
+/// A feed page in one statement, so one snapshot and one round trip: the user's version and
+/// horizon, the page's rows, and whether more follow. The page is chosen in SQL by the rules of
+/// [`shelf_store::page_until`] (whole versions; at most `limit` rows and `max_bytes` of entity
+/// data, but always the first version whole): the candidates' sizes (`octet_length` reads TOAST
+/// headers, not values) are summed per version and running, and only rows up to the last version
+/// that fits are read in full. No rows are read when the client must resync.
+const PAGE: &str = "WITH u AS (SELECT library_version, feed_horizon FROM users WHERE id = $1),
+    candidates AS (
+        SELECT c.version, (128 + COALESCE(octet_length(m.title) + octet_length(m.body) + octet_length(m.tags::text)
+                + octet_length(m.conflicts::text), 0) + COALESCE(octet_length(p.position) + 128, 0)
+                + COALESCE(octet_length(a.filename) + octet_length(a.content_type) + 192, 0))::BIGINT AS bytes
+        FROM u CROSS JOIN library_changes c
+        LEFT JOIN materials m ON c.op = 'upsert' AND c.kind = 'material' AND m.user_id = c.user_id AND m.id = c.entity_id
+        LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id
+        LEFT JOIN attachments a ON c.op = 'upsert' AND c.kind = 'attachment' AND a.user_id = c.user_id AND a.id = c.entity_id
+        WHERE c.user_id = $1 AND c.version > $2
+            AND $2 >= 0 AND $2 <= u.library_version AND ($2 = 0 OR $2 >= u.feed_horizon)
+        ORDER BY c.version, c.kind LIMIT $3 + 1),
+    versions AS (
+        SELECT version, SUM(COUNT(*)) OVER running AS rows_through, SUM(SUM(bytes)) OVER running AS bytes_through,
+            MIN(version) OVER () AS first_version, MAX(version) OVER () AS last_version
+        FROM candidates GROUP BY version WINDOW running AS (ORDER BY version)),
+    page AS (
+        SELECT MAX(version) AS until FROM versions
+        WHERE version = first_version OR (rows_through <= $3 AND bytes_through <= $4
+            AND (version < last_version OR (SELECT COUNT(*) FROM candidates) <= $3)))
+    SELECT u.library_version, u.feed_horizon, page.until,
+        EXISTS (SELECT 1 FROM library_changes h WHERE h.user_id = $1 AND h.version > page.until) AS has_more, f.*
+    FROM u CROSS JOIN page LEFT JOIN LATERAL (";
+
+pub async fn changes_since(
+    pool: &PgPool,
+    user: UserId,
+    since: LibraryVersion,
+    limit: u32,
+    max_bytes: u64,
+) -> StoreResult<ChangesPage> {
+    let sql = format!(
+        "{PAGE}{FEED} WHERE c.user_id = $1 AND c.version > $2 AND c.version <= page.until) f ON true
+         ORDER BY f.change_version, f.kind"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user.0)
+        .bind(since.0)
+        .bind(i64::from(limit))
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_all(pool)
         .await
         .map_err(db_err)?;
-    let row = sqlx::query("SELECT library_version, feed_horizon FROM users WHERE id = $1")
-        .bind(user.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .ok_or(StoreError::UserNotFound)?;
-    let library_version = LibraryVersion(row.try_get("library_version").map_err(db_err)?);
-    let horizon: i64 = row.try_get("feed_horizon").map_err(db_err)?;
+    let first = rows.first().ok_or(StoreError::UserNotFound)?;
+    let library_version = LibraryVersion(first.try_get("library_version").map_err(db_err)?);
+    let horizon: i64 = first.try_get("feed_horizon").map_err(db_err)?;
     if (since.0 != 0 && since.0 < horizon) || since > library_version || since.0 < 0 {
         return Err(StoreError::ResyncRequired { since });
     }
-    let sizes = feed_sizes(&mut tx, user, since, i64::from(limit) + 1).await?;
-    let (changes, has_more) = match page_until(&sizes, limit as usize, max_bytes) {
+    let until: Option<i64> = first.try_get("until").map_err(db_err)?;
+    let (changes, has_more) = match until {
+        // No candidates: the one row carries the user's columns only.
         None => (Vec::new(), false),
-        Some(until) => {
-            let has_more = match known_more_after(&sizes, until, limit as usize) {
-                Some(known) => known,
-                None => sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM library_changes WHERE user_id = $1 AND version > $2)")
-                    .bind(user.0)
-                    .bind(until.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?,
-            };
-            (feed_rows(&mut tx, user, since, until.0).await?, has_more)
-        }
+        Some(_) => (
+            rows.iter().map(change).collect::<StoreResult<Vec<_>>>()?,
+            first.try_get("has_more").map_err(db_err)?,
+        ),
     };
-    tx.commit().await.map_err(db_err)?;
     let next_since = match (has_more, changes.last()) {
         (true, Some(last)) => last.version,
         _ => library_version,
     };
-    Ok(ChangesPage { library_version, changes, has_more, next_since })
-}
-
-/// Each candidate row's version and the bytes its entity adds to a page, without reading the
-/// entity (`octet_length` reads TOAST headers, not values).
-async fn feed_sizes(tx: &mut Transaction<'_, Postgres>, user: UserId, since: LibraryVersion, limit: i64) -> StoreResult<Vec<(LibraryVersion, u64)>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT c.version, (128 + COALESCE(octet_length(m.title) + octet_length(m.body) + octet_length(m.tags::text)
-                + octet_length(m.conflicts::text), 0) + COALESCE(octet_length(p.position) + 128, 0)
-                + COALESCE(octet_length(a.filename) + octet_length(a.content_type) + 192, 0))::BIGINT
-         FROM library_changes c
-         LEFT JOIN materials m ON c.op = 'upsert' AND c.kind = 'material' AND m.user_id = c.user_id AND m.id = c.entity_id
-         LEFT JOIN progress p ON c.op = 'upsert' AND c.kind = 'progress' AND p.user_id = c.user_id AND p.material_id = c.entity_id
-         LEFT JOIN attachments a ON c.op = 'upsert' AND c.kind = 'attachment' AND a.user_id = c.user_id AND a.id = c.entity_id
-         WHERE c.user_id = $1 AND c.version > $2 ORDER BY c.version, c.kind LIMIT $3",
-    )
-    .bind(user.0)
-    .bind(since.0)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(rows.into_iter().map(|(v, bytes)| (LibraryVersion(v), bytes.unsigned_abs())).collect())
-}
-
-async fn feed_rows(tx: &mut Transaction<'_, Postgres>, user: UserId, since: LibraryVersion, until: i64) -> StoreResult<Vec<Change>> {
-    let sql = format!("{FEED} WHERE c.user_id = $1 AND c.version > $2 AND c.version <= $3 ORDER BY c.version, c.kind");
-    let rows = sqlx::query(&sql)
-        .bind(user.0)
-        .bind(since.0)
-        .bind(until)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    rows.iter().map(change).collect()
+    Ok(ChangesPage {
+        library_version,
+        changes,
+        has_more,
+        next_since,
+    })
 }

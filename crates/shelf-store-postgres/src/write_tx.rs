@@ -1,48 +1,76 @@
-//! The write path's primitives on PostgreSQL, and the runner of its attempts.
+//! The write path's primitives on PostgreSQL, inside one open transaction.
 //!
 //! The user's row lock (`SELECT … FOR UPDATE` on `users`) is the first lock every library write
 //! takes, so one user's writers queue there and never reach rows in different orders (a detach
-//! racing a material delete used to deadlock); other users' writers are not blocked.
+//! racing a material delete used to deadlock); other users' writers are not blocked. The runner
+//! that groups one user's attempts into one transaction is `group.rs`.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use shelf_core::{
-    Attachment, ChangeKind, ChangeOp, Conflict, ConflictField, LibraryVersion, Material, MaterialBase, MaterialId, MergeBudget,
-    Progress, UserId,
+    Attachment, ChangeKind, ChangeOp, Conflict, ConflictField, LibraryVersion, Material,
+    MaterialBase, MaterialId, Progress, UserId,
 };
-use shelf_store::write::{attempt, Attempt, Job, Prepared, WriteBackend, WriteTx};
+use shelf_store::write::WriteTx;
 use shelf_store::{Receipt, ReceiptKey, Rejection, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{db_err, rows};
 
-/// Runs attempts on the pool, one transaction each.
-#[derive(Clone)]
-pub struct Writer {
-    pub pool: PgPool,
-}
-
-#[async_trait]
-impl WriteBackend for Writer {
-    async fn attempt(&self, job: Arc<Job>, prepared: Option<Arc<Prepared>>, budget: MergeBudget) -> StoreResult<Attempt> {
-        let mut tx = PgWriteTx { tx: self.pool.begin().await.map_err(db_err)? };
-        let result = attempt(&mut tx, &job, prepared.as_deref(), budget).await?;
-        if matches!(result, Attempt::Done(_)) {
-            tx.tx.commit().await.map_err(db_err)?;
-        }
-        // Otherwise the transaction is dropped: rolled back, the user's lock released.
-        Ok(result)
-    }
-}
-
 /// One open write transaction.
 pub struct PgWriteTx {
     pub tx: Transaction<'static, Postgres>,
+    /// The user whose row this transaction holds locked. Later attempts of a group read the
+    /// version from here instead of locking again, and the version is written to the row once,
+    /// before the commit ([`PgWriteTx::store_version`]), instead of once per attempt.
+    locked: Option<Locked>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Locked {
+    user: UserId,
+    /// The version as the attempts so far have set it.
+    version: LibraryVersion,
+    /// The version in the row as this transaction last wrote (or read) it.
+    stored: LibraryVersion,
+}
+
+impl PgWriteTx {
+    pub fn new(tx: Transaction<'static, Postgres>) -> Self {
+        Self { tx, locked: None }
+    }
+
+    /// The locked user's version as set so far, to restore when an attempt is rolled back.
+    pub fn version_mark(&self) -> Option<LibraryVersion> {
+        self.locked.map(|l| l.version)
+    }
+
+    /// Forgets versions set after `mark` (their savepoint was rolled back).
+    pub fn restore_version(&mut self, mark: Option<LibraryVersion>) {
+        if let (Some(locked), Some(version)) = (&mut self.locked, mark) {
+            locked.version = version;
+        }
+    }
+
+    /// Writes the version the attempts set into the user's row. Must run before the commit:
+    /// the version and the rows it covers commit together.
+    pub async fn store_version(&mut self) -> StoreResult<()> {
+        let Some(locked) = &mut self.locked else {
+            return Ok(());
+        };
+        if locked.version != locked.stored {
+            sqlx::query("UPDATE users SET library_version = $1 WHERE id = $2")
+                .bind(locked.version.0)
+                .bind(locked.user.0)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+            locked.stored = locked.version;
+        }
+        Ok(())
+    }
 }
 
 fn conflict(row: &PgRow) -> StoreResult<Conflict> {
@@ -61,12 +89,17 @@ pub(crate) const CONFLICT_COLUMNS: &str = "id, field, server_value, device_value
 
 impl WriteTx for PgWriteTx {
     async fn lock_user(&mut self, user: UserId) -> StoreResult<LibraryVersion> {
+        if let Some(locked) = self.locked.filter(|l| l.user == user) {
+            return Ok(locked.version);
+        }
         let version: Option<i64> = sqlx::query_scalar("SELECT library_version FROM users WHERE id = $1 FOR UPDATE")
             .bind(user.0)
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        version.map(LibraryVersion).ok_or(StoreError::UserNotFound)
+        let version = version.map(LibraryVersion).ok_or(StoreError::UserNotFound)?;
+        self.locked = Some(Locked { user, version, stored: version });
+        Ok(version)
     }
 
     async fn material_and_progress(&mut self, user: UserId, id: MaterialId) -> StoreResult<(Option<Material>, Option<Progress>)> {
@@ -180,6 +213,10 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn set_version(&mut self, user: UserId, version: LibraryVersion) -> StoreResult<()> {
+        if let Some(locked) = self.locked.as_mut().filter(|l| l.user == user) {
+            locked.version = version;
+            return Ok(());
+        }
         sqlx::query("UPDATE users SET library_version = $1 WHERE id = $2")
             .bind(version.0)
             .bind(user.0)
@@ -208,12 +245,17 @@ impl WriteTx for PgWriteTx {
     }
 
     async fn upsert_material(&mut self, user: UserId, m: &Material) -> StoreResult<()> {
+        // One statement (one round trip) for both rows: a data-modifying CTE always runs to
+        // completion, whether or not the main statement reads it.
         sqlx::query(
-            "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
-                 tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
-                 conflicts = excluded.conflicts",
+            "WITH upserted AS (
+                 INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
+                     tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
+                     conflicts = excluded.conflicts)
+             INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
+             VALUES ($1, $2, $8, $3, $4, $5, $7) ON CONFLICT DO NOTHING",
         )
         .bind(user.0)
         .bind(m.id.0)
@@ -224,20 +266,6 @@ impl WriteTx for PgWriteTx {
         .bind(m.updated_at)
         .bind(m.version.0)
         .bind(Json(&m.conflicts))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(user.0)
-        .bind(m.id.0)
-        .bind(m.version.0)
-        .bind(&m.title)
-        .bind(&m.body)
-        .bind(Json(&m.tags))
-        .bind(m.updated_at)
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;

@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{Store, StoreError};
 
+pub use crate::contract_concurrency::lv4_many_writers_of_one_user_each_keep_their_own_version;
 pub use crate::contract_ops::{
     au11_sessions_renew_while_in_use, au12_password_change_signs_out_the_other_sessions, au13_deleting_a_user_removes_all_of_theirs_only,
     cf6_tombstones_compact_behind_the_active_devices, op3_pool_stats_are_within_bounds, op4_device_sync_is_recorded_and_counted,
@@ -588,6 +589,11 @@ macro_rules! contract_tests {
         async fn lv4_concurrent_writers_never_gap_or_duplicate() {
             let (store, _guard) = $fresh().await;
             $crate::contract::lv4_concurrent_writers_never_gap_or_duplicate(std::sync::Arc::new(store)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn lv4_many_writers_of_one_user_each_keep_their_own_version() {
+            let (store, _guard) = $fresh().await;
+            $crate::contract::lv4_many_writers_of_one_user_each_keep_their_own_version(std::sync::Arc::new(store)).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn lv5_failures_among_concurrent_writers_leave_no_gap() {

@@ -4,7 +4,8 @@
 //! mutation's rows), at most `limit` rows and about `max_bytes` of entity data — except that the
 //! first version is always returned whole, however large, so every page makes progress.
 //! Backends first read each candidate row's version and size (cheap columns only), let
-//! [`page_until`] choose the last version, then read the rows up to it.
+//! [`page_until`] choose the last version, then read the rows up to it. PostgreSQL applies the
+//! same rules in SQL, in the statement that reads the rows (one round trip, ADR 0012).
 
 use shelf_core::LibraryVersion;
 

@@ -15,6 +15,8 @@ pub mod write;
 #[cfg(feature = "contract")]
 pub mod contract;
 #[cfg(feature = "contract")]
+mod contract_concurrency;
+#[cfg(feature = "contract")]
 mod contract_ops;
 #[cfg(feature = "contract")]
 mod contract_push;
