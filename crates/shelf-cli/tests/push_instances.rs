@@ -82,6 +82,12 @@ async fn pu6_two_instances_push_each_version_once_and_respect_each_others_stream
         pushed.push(opened.payload["libraryVersion"].as_i64().unwrap());
     }
     assert!(pushed.iter().all(|v| *v > first), "nothing pushed while the stream was open: {pushed:?}");
-    assert!(pushed.windows(2).all(|w| w[0] < w[1]), "each version at most once, in order: {pushed:?}");
+    // Claims are ordered (a version is claimed only above the last claimed one), sends are not:
+    // two instances' sends may reach the push service in either order, as push services may
+    // deliver them (the service worker keeps the highest version it was told, `recordPushedVersion`).
+    let mut distinct = pushed.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), pushed.len(), "each version at most once: {pushed:?}");
     println!("10 racing writes through two instances -> pushes {pushed:?}");
 }

@@ -43,7 +43,7 @@ pub(super) async fn serve(mut socket: TcpStream, request: Request<()>, peer: Soc
         }
         None => stream_chunks(&mut socket, body).await,
     }
-    let _ = socket.shutdown().await;
+    let _ = socket.shutdown().await; // a peer already gone needs no goodbye
 }
 
 /// Writes each body frame as a chunk until the body ends or the client goes away.
@@ -64,7 +64,7 @@ async fn stream_chunks(socket: &mut TcpStream, mut body: Body) {
                 // Ended without the last chunk: the client sees a broken stream, as with hyper.
                 Some(Err(_)) => return,
                 None => {
-                    let _ = writer.write_all(b"0\r\n\r\n").await;
+                    let _ = writer.write_all(b"0\r\n\r\n").await; // the last chunk; a client gone has it all
                     return;
                 }
             },
@@ -89,7 +89,7 @@ async fn write_chunk(writer: &mut (impl AsyncWrite + Unpin), data: &Bytes) -> st
 fn response_head(parts: &response::Parts, length: Option<u64>) -> String {
     let status = parts.status;
     let mut head = String::with_capacity(512);
-    let _ = write!(head, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or(""));
+    let _ = write!(head, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or("")); // String: infallible
     for (name, value) in &parts.headers {
         if matches!(*name, header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION | header::DATE) {
             continue;
@@ -97,12 +97,13 @@ fn response_head(parts: &response::Parts, length: Option<u64>) -> String {
         // Header values from the router are visible ASCII (they came from `HeaderValue`s this
         // server made or copied); anything else is left out rather than sent garbled.
         let Ok(value) = value.to_str() else { continue };
-        let _ = write!(head, "{name}: {value}\r\n");
+        let _ = write!(head, "{name}: {value}\r\n"); // String: infallible
     }
+    // Writing to a String cannot fail.
     let _ = write!(head, "date: {}\r\nconnection: close\r\n", httpdate::fmt_http_date(std::time::SystemTime::now()));
     match length {
         Some(length) => {
-            let _ = write!(head, "content-length: {length}\r\n\r\n");
+            let _ = write!(head, "content-length: {length}\r\n\r\n"); // String: infallible
         }
         None => head.push_str("transfer-encoding: chunked\r\n\r\n"),
     }
