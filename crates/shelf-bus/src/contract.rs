@@ -76,10 +76,12 @@ pub async fn bus2_versions_coalesce_and_never_go_back(one: Arc<dyn ChangeBus>, t
     assert!(late.borrow().is_none_or(|v| v <= LibraryVersion(701)));
 }
 
-/// BUS3: a bus names itself and reports itself healthy while its broker is reachable.
+/// BUS3: a bus names itself and reports itself healthy, and continuous (ADR 0013), while its
+/// broker is reachable.
 pub async fn bus3_reports_name_and_health(one: Arc<dyn ChangeBus>, _two: Arc<dyn ChangeBus>) {
     assert!(["in-process", "postgres", "redis"].contains(&one.name()));
     assert_eq!(one.health(), BusHealth::Healthy);
+    assert!(one.continuity().is_some(), "a healthy bus is continuous");
 }
 
 /// Waits until every device of `devices` arrived on `receiver`, in any order, skipping other

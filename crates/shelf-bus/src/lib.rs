@@ -61,6 +61,13 @@ pub trait ChangeBus: Send + Sync + 'static {
         BusHealth::Healthy
     }
 
+    /// `Some(n)` while every announcement from any instance reaches this one; `n` changes each
+    /// time delivery was interrupted (broker lost, reconnected), and it is `None` while it is.
+    /// Whatever is derived from announcements (ADR 0013's version cache, the stream session
+    /// check) holds only while this stays the same `Some(n)`. Required, not defaulted: a wrapper
+    /// that forgot to forward it would claim that a broker never fails.
+    fn continuity(&self) -> Option<u64>;
+
     /// "in-process", "postgres" or "redis".
     fn name(&self) -> &'static str;
 }

@@ -95,6 +95,11 @@ impl ChangeBus for InProcessBus {
         self.local.revocations()
     }
 
+    /// Nothing between a publish and its delivery can fail.
+    fn continuity(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn name(&self) -> &'static str {
         "in-process"
     }

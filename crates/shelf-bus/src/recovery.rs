@@ -9,7 +9,8 @@ use crate::{Announcement, BusHealth, LocalChannels, SharedVersionSource};
 pub struct Recovery {
     pub local: Arc<LocalChannels>,
     pub source: SharedVersionSource,
-    health: Mutex<BusHealth>,
+    /// The health, and how many times it changed (see [`crate::ChangeBus::continuity`]).
+    health: Mutex<(BusHealth, u64)>,
     /// Whether the broker was reached once: later transitions to healthy are reconnects.
     connected_once: std::sync::atomic::AtomicBool,
     /// How often versions are polled from the database while the broker is unreachable.
@@ -21,18 +22,29 @@ impl Recovery {
         Arc::new(Self {
             local,
             source,
-            health: Mutex::new(BusHealth::Degraded("not connected yet".into())),
+            health: Mutex::new((BusHealth::Degraded("not connected yet".into()), 0)),
             connected_once: std::sync::atomic::AtomicBool::new(false),
             poll_interval,
         })
     }
 
     pub fn health(&self) -> BusHealth {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// `Some(changes of health)` while healthy, `None` while not.
+    pub fn continuity(&self) -> Option<u64> {
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        (health.0 == BusHealth::Healthy).then_some(health.1)
     }
 
     pub fn set_health(&self, health: BusHealth) {
-        let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let (current, changes) = &mut *guard;
+        // A new reason for being degraded is no new interruption; only Healthy <-> Degraded is.
+        if std::mem::discriminant(current) != std::mem::discriminant(&health) {
+            *changes += 1;
+        }
         if *current != health {
             match &health {
                 BusHealth::Healthy => {
@@ -152,7 +164,43 @@ impl crate::ChangeBus for RemoteBus {
         self.recovery.health()
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.recovery.continuity()
+    }
+
     fn name(&self) -> &'static str {
         self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BusError, VersionSource};
+    use shelf_core::{LibraryVersion, UserId};
+
+    struct NoVersions;
+
+    #[async_trait::async_trait]
+    impl VersionSource for NoVersions {
+        async fn library_versions(&self, _: &[UserId]) -> Result<Vec<(UserId, LibraryVersion)>, BusError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn continuity_changes_with_every_interruption_and_is_none_during_one() {
+        let recovery = Recovery::new(Arc::default(), Arc::new(NoVersions), Duration::from_secs(1));
+        assert_eq!(recovery.continuity(), None, "not connected yet");
+        recovery.set_health(BusHealth::Healthy);
+        let first = recovery.continuity().expect("connected");
+        recovery.set_health(BusHealth::Healthy);
+        assert_eq!(recovery.continuity(), Some(first), "still the same connection");
+        recovery.set_health(BusHealth::Degraded("lost".into()));
+        assert_eq!(recovery.continuity(), None);
+        recovery.set_health(BusHealth::Degraded("still lost, another reason".into()));
+        recovery.set_health(BusHealth::Healthy);
+        let second = recovery.continuity().expect("reconnected");
+        assert_ne!(second, first, "what was cached before the interruption is not trusted");
     }
 }

@@ -1,6 +1,7 @@
 //! Two real `shelf serve` processes sharing one PostgreSQL database, fanning out through the
 //! PostgreSQL and the Redis bus: a write through instance 1 reaches a stream on instance 2, also
-//! across a broker outage (spec RT9, RT10).
+//! across a broker outage (spec RT9, RT10). Version checks on instance 2, answered from its
+//! version cache while the bus is continuous (ADR 0013), agree with its stream throughout.
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
@@ -65,6 +66,14 @@ async fn open_stream(api: &Api, token: &str) -> SseReader {
     stream
 }
 
+/// `GET /api/library/version` on `api`: once `api`'s stream has announced a version, no check
+/// there may answer an older one (the cache and the stream hear the same bus).
+async fn checked_version(api: &Api, token: &str) -> i64 {
+    let reply = api.get("/api/library/version", token).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["libraryVersion"].as_i64().unwrap()
+}
+
 async fn bus_status(api: &Api) -> String {
     let ready = api.call(reqwest::Method::GET, "/readyz", None, None).await;
     ready.body["bus"].as_str().unwrap_or("").to_owned()
@@ -80,9 +89,11 @@ async fn rt9_postgres_bus_fans_out_and_recovers_a_dropped_listen_connection() {
     let mut stream = open_stream(&two.api, &token).await;
     let mut others = open_stream(&two.api, &other).await;
 
+    assert_eq!(checked_version(&two.api, &token).await, 1, "cached on instance two from here on");
     let version = write(&one.api, &token, "through instance one").await;
     let latency = reaches(&mut stream, version).await;
     println!("postgres bus: write on 1 -> event on 2 in {latency:?}");
+    assert_eq!(checked_version(&two.api, &token).await, version);
 
     // Drop every LISTEN connection of this test database, as a failover or network cut would.
     let name = database.url.rsplit('/').next().unwrap().to_owned();
@@ -101,8 +112,10 @@ async fn rt9_postgres_bus_fans_out_and_recovers_a_dropped_listen_connection() {
         last = write(&one.api, &token, &format!("during the cut {i}")).await;
     }
     reaches(&mut stream, last).await;
+    assert_eq!(checked_version(&two.api, &token).await, last, "no announcement of the cut is missed");
     let after = write(&one.api, &token, "after the cut").await;
     reaches(&mut stream, after).await;
+    assert_eq!(checked_version(&two.api, &token).await, after);
     assert!(others.next_event(Duration::from_millis(500)).await.is_none(), "the other user hears nothing");
 }
 
@@ -116,9 +129,11 @@ async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
     let mut stream = open_stream(&two.api, &token).await;
     assert_eq!(bus_status(&two.api).await, "healthy");
 
+    assert_eq!(checked_version(&two.api, &token).await, 1);
     let version = write(&one.api, &token, "through instance one").await;
     let latency = reaches(&mut stream, version).await;
     println!("redis bus: write on 1 -> event on 2 in {latency:?}");
+    assert_eq!(checked_version(&two.api, &token).await, version);
 
     redis.stop().await;
     let mut last = 0;
@@ -128,6 +143,9 @@ async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
     // Instance 2 polls the database while Redis is away.
     reaches(&mut stream, last).await;
     assert_eq!(bus_status(&two.api).await, "degraded");
+    // Served by the database while the bus is down, never from memory.
+    let down = write(&one.api, &token, "checked while redis is down").await;
+    assert_eq!(checked_version(&two.api, &token).await, down);
 
     let port = redis.port;
     let _redis = PrivateRedis::start_on(port).await;
@@ -138,4 +156,5 @@ async fn rt10_redis_bus_fans_out_and_survives_a_redis_restart() {
     }
     let after = write(&one.api, &token, "after redis is back").await;
     reaches(&mut stream, after).await;
+    assert_eq!(checked_version(&two.api, &token).await, after);
 }

@@ -60,6 +60,7 @@ impl AppState {
             epoch,
             sync_health: Arc::default(),
             sessions: Arc::default(),
+            versions: Arc::default(),
             hub: realtime::StreamHub::new(),
             blobs,
             hashing,
@@ -158,6 +159,8 @@ async fn close_ended_sessions_periodically(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Once a second too: drops version-cache entries past their time to live.
+        state.versions.sweep();
         let devices = state.hub.connected_devices();
         match service::tickets::ended_sessions(state.store.as_ref(), &devices).await {
             Ok(ended) => {

@@ -249,6 +249,10 @@ impl ChangeBus for MeteredBus {
         self.inner.health()
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }

@@ -82,6 +82,9 @@ pub struct AppState {
     /// Sessions resolved within the last second, evicted by revocations from any instance
     /// (ADR 0011).
     pub sessions: Arc<crate::service::session_cache::SessionCache>,
+    /// Library versions kept current from the bus, for version checks and stream starts
+    /// (ADR 0013).
+    pub versions: Arc<crate::service::version_cache::VersionCache>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

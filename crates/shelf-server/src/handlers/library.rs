@@ -9,11 +9,12 @@ use crate::extract::{CurrentDevice, Json, Query};
 use crate::service::library;
 use crate::state::AppState;
 
-/// The library version: one indexed read, for cheap "anything new?" checks.
+/// The library version, for cheap "anything new?" checks: from memory while the bus keeps it
+/// current, else one indexed read (ADR 0013).
 #[utoipa::path(get, operation_id = "getLibraryVersion", path = "/api/library/version", tag = "library", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = LibraryVersionResponse), (status = 401, body = ErrorBody)))]
 pub async fn version(State(state): State<AppState>, device: CurrentDevice) -> ApiResult<Json<LibraryVersionResponse>> {
-    let version = state.store.library_version(device.user_id).await?;
+    let version = state.versions.version(state.store.as_ref(), state.bus.as_ref(), device.user_id).await?;
     Ok(Json(LibraryVersionResponse { library_version: version.0, epoch: state.epoch.0.clone() }))
 }
 

@@ -78,7 +78,8 @@ impl VersionStream {
                     self.phase = Phase::Running;
                     // Known to every instance before the first message: no push while open.
                     self.state.push.stream_opened(self.registration.device()).await;
-                    return Some(match self.state.store.library_version(self.user).await {
+                    let current = self.state.versions.version(self.state.store.as_ref(), self.state.bus.as_ref(), self.user).await;
+                    return Some(match current {
                         Ok(current) => {
                             let announced = *self.versions.borrow_and_update();
                             self.version_message(current.max(announced.unwrap_or(current))).await

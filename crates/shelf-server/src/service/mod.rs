@@ -13,4 +13,5 @@ pub mod session_cache;
 pub mod sync_health;
 pub mod tickets;
 pub mod uploads;
+pub mod version_cache;
 pub mod versions;

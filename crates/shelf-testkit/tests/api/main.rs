@@ -23,5 +23,6 @@ mod realtime;
 mod sessions;
 mod sync;
 mod uploads;
+mod versions;
 mod web;
 mod write_path;

@@ -281,6 +281,10 @@ impl ChangeBus for AnnouncingBus {
         self.inner.health()
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }
