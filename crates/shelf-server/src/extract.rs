@@ -87,6 +87,12 @@ impl CurrentDevice {
     /// Authenticates the request; `stream` applies the event-stream and WebSocket origin rules
     /// (spec AU10) to a cookie session instead of the plain-request ones.
     pub async fn authenticate(parts: &Parts, state: &AppState, stream: bool) -> Result<Self, ApiError> {
+        Ok(Self::authenticate_session(parts, state, stream).await?.0)
+    }
+
+    /// [`authenticate`](Self::authenticate), also saying when the session expires (unless it is
+    /// renewed): a stream is re-checked at that moment (`realtime/hub.rs`).
+    pub async fn authenticate_session(parts: &Parts, state: &AppState, stream: bool) -> Result<(Self, time::OffsetDateTime), ApiError> {
         let credential = credential(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         if matches!(credential, Credential::Cookie(_)) {
             let cookie_use = CookieUse::of(parts, stream);
@@ -103,7 +109,7 @@ impl CurrentDevice {
                 slot.set(value);
             }
         }
-        Ok(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id })
+        Ok((CurrentDevice { user_id: auth.user_id, device_id: auth.device_id }, auth.expires_at))
     }
 }
 

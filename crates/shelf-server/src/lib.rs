@@ -153,22 +153,18 @@ async fn flush_sync_health_periodically(state: AppState) {
 }
 
 /// Ends streams whose session expired, or was revoked on an instance whose revocation the bus
-/// lost (revocations it carries end them at once), within one interval.
+/// lost (revocations it carries end them at once), within one interval
+/// (`service/stream_sessions.rs`).
 async fn close_ended_sessions_periodically(state: AppState) {
     let mut tick = tokio::time::interval(state.settings.session_check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut check = service::stream_sessions::StreamSessionCheck::new();
     loop {
         tick.tick().await;
         // Once a second too: drops version-cache entries past their time to live.
         state.versions.sweep();
-        let devices = state.hub.connected_devices();
-        match service::tickets::ended_sessions(state.store.as_ref(), &devices).await {
-            Ok(ended) => {
-                for device in ended {
-                    state.hub.close_device(device, shelf_api::ErrorCode::Unauthenticated);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "could not re-check stream sessions; will retry"),
+        if let Err(error) = check.run(state.store.as_ref(), &state.hub).await {
+            tracing::warn!(%error, "could not re-check stream sessions; will retry");
         }
     }
 }
@@ -191,6 +187,9 @@ async fn purge_tombstones_periodically(state: AppState) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "compacted tombstones every active device has pulled"),
             Err(error) => tracing::warn!(%error, "tombstone compaction failed; will retry"),
+        }
+        if let Err(error) = state.store.purge_ended_sessions(service::stream_sessions::ENDED_SESSIONS_KEPT).await {
+            tracing::warn!(%error, "ended-session log purge failed; will retry");
         }
         if let Err(error) = service::rate_limits::purge(state.store.as_ref(), &state.settings.rate_limits, service::auth::now()).await {
             tracing::warn!(%error, "rate-limit counter purge failed; will retry");

@@ -127,15 +127,36 @@ pub async fn revoke_session(pool: &PgPool, user: UserId, device: DeviceId) -> St
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn live_devices(pool: &PgPool, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
+pub async fn session_expiries(pool: &PgPool, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<(DeviceId, OffsetDateTime)>> {
     let ids: Vec<Uuid> = devices.iter().map(|d| d.0).collect();
-    let live: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1) AND expires_at > $2")
+    let live: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as("SELECT id, expires_at FROM sessions WHERE id = ANY($1) AND expires_at > $2")
         .bind(&ids)
         .bind(now)
         .fetch_all(pool)
         .await
         .map_err(db_err)?;
-    Ok(live.into_iter().map(DeviceId).collect())
+    Ok(live.into_iter().map(|(id, expires_at)| (DeviceId(id), expires_at)).collect())
+}
+
+/// The window is measured by the database's clock, like the trigger's `ended_at` (migration 0011).
+pub async fn ended_sessions(pool: &PgPool, window: std::time::Duration) -> StoreResult<Vec<DeviceId>> {
+    let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+    let ended: Vec<Uuid> = sqlx::query_scalar("SELECT device_id FROM ended_sessions WHERE ended_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000000)")
+        .bind(window)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(ended.into_iter().map(DeviceId).collect())
+}
+
+pub async fn purge_ended_sessions(pool: &PgPool, older_than: std::time::Duration) -> StoreResult<u64> {
+    let older_than = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+    let done = sqlx::query("DELETE FROM ended_sessions WHERE ended_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000000)")
+        .bind(older_than)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected())
 }
 
 pub async fn create_stream_ticket(pool: &PgPool, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {

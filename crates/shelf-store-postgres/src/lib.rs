@@ -162,8 +162,16 @@ impl Store for PostgresStore {
         accounts::revoke_session(&self.pool, user, device).await
     }
 
-    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
-        accounts::live_devices(&self.pool, devices, now).await
+    async fn session_expiries(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<(DeviceId, OffsetDateTime)>> {
+        accounts::session_expiries(&self.pool, devices, now).await
+    }
+
+    async fn ended_sessions(&self, window: std::time::Duration) -> StoreResult<Vec<DeviceId>> {
+        accounts::ended_sessions(&self.pool, window).await
+    }
+
+    async fn purge_ended_sessions(&self, older_than: std::time::Duration) -> StoreResult<u64> {
+        accounts::purge_ended_sessions(&self.pool, older_than).await
     }
 
     async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {

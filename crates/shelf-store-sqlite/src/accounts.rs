@@ -116,21 +116,45 @@ pub async fn revoke_session(pool: &SqlitePool, user: UserId, device: DeviceId) -
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn live_devices(pool: &SqlitePool, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
+pub async fn session_expiries(pool: &SqlitePool, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<(DeviceId, OffsetDateTime)>> {
     let mut live = Vec::new();
     // SQLite has no array parameters; chunks keep each statement under its variable limit.
     for chunk in devices.chunks(500) {
-        let mut query = sqlx::QueryBuilder::new("SELECT id FROM sessions WHERE expires_at > ");
+        let mut query = sqlx::QueryBuilder::new("SELECT id, expires_at FROM sessions WHERE expires_at > ");
         query.push_bind(micros(now)).push(" AND id IN (");
         let mut list = query.separated(", ");
         for device in chunk {
             list.push_bind(device.0);
         }
         query.push(")");
-        let rows: Vec<Uuid> = query.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
-        live.extend(rows.into_iter().map(DeviceId));
+        let rows: Vec<(Uuid, i64)> = query.build_query_as().fetch_all(pool).await.map_err(db_err)?;
+        for (id, expires_at) in rows {
+            live.push((DeviceId(id), from_micros(expires_at)?));
+        }
     }
     Ok(live)
+}
+
+/// The window is measured by SQLite's clock, like the trigger's `ended_at` (migration 0011).
+pub async fn ended_sessions(pool: &SqlitePool, window: std::time::Duration) -> StoreResult<Vec<DeviceId>> {
+    let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+    let ended: Vec<Uuid> =
+        sqlx::query_scalar("SELECT device_id FROM ended_sessions WHERE ended_at >= CAST(unixepoch('subsec') * 1000000 AS INTEGER) - ?")
+            .bind(window)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+    Ok(ended.into_iter().map(DeviceId).collect())
+}
+
+pub async fn purge_ended_sessions(pool: &SqlitePool, older_than: std::time::Duration) -> StoreResult<u64> {
+    let older_than = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+    let done = sqlx::query("DELETE FROM ended_sessions WHERE ended_at < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - ?")
+        .bind(older_than)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected())
 }
 
 pub async fn create_stream_ticket(pool: &SqlitePool, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {

@@ -194,8 +194,16 @@ impl Store for SqliteStore {
         accounts::revoke_session(&self.writer, user, device).await
     }
 
-    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>> {
-        accounts::live_devices(&self.reader, devices, now).await
+    async fn session_expiries(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<(DeviceId, OffsetDateTime)>> {
+        accounts::session_expiries(&self.reader, devices, now).await
+    }
+
+    async fn ended_sessions(&self, window: Duration) -> StoreResult<Vec<DeviceId>> {
+        accounts::ended_sessions(&self.reader, window).await
+    }
+
+    async fn purge_ended_sessions(&self, older_than: Duration) -> StoreResult<u64> {
+        accounts::purge_ended_sessions(&self.writer, older_than).await
     }
 
     async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()> {

@@ -113,6 +113,8 @@ pub async fn delete_user(pool: &SqlitePool, user: UserId) -> StoreResult<Deleted
         .iter()
         .map(|row| row.try_get::<String, _>(0).map_err(db_err))
         .collect::<StoreResult<Vec<String>>>()?;
+    // Explicitly, not by the cascade: the `sessions_ended` trigger logs each (migration 0011).
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
     let deleted = sqlx::query("DELETE FROM users WHERE id = ?").bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::UserNotFound);

@@ -24,7 +24,7 @@ pub use crate::contract_push::{
 };
 pub use crate::contract_sessions::{
     au1_sessions_resolve_until_revoked_or_expired, au7_attempts_count_per_bucket_and_window,
-    au7_concurrent_attempts_each_see_a_distinct_count, rt6_stream_tickets_are_single_use,
+    au7_concurrent_attempts_each_see_a_distinct_count, rt5_every_ended_session_is_logged, rt6_stream_tickets_are_single_use,
 };
 pub use crate::contract_uploads::{
     at4_collection_and_backfill_of_stored_blobs, at6_one_writer_per_upload_until_its_lease_lapses,
@@ -560,6 +560,7 @@ macro_rules! contract_tests {
             cf4_purged_tombstones_require_resync,
             iso1_users_are_isolated,
             au1_sessions_resolve_until_revoked_or_expired,
+            rt5_every_ended_session_is_logged,
             rt6_stream_tickets_are_single_use,
             sy9_receipts_bases_and_dead_letters,
             at1_attachments_travel_the_write_path,

@@ -69,10 +69,49 @@ pub async fn rt6_stream_tickets_are_single_use(store: &dyn Store) {
     let orphaned = uuid::Uuid::new_v4().as_bytes().to_vec();
     store.create_stream_ticket(&orphaned, session.device_id, t + Duration::seconds(60)).await.unwrap();
     let other = DeviceId::new();
-    assert_eq!(store.live_devices(&[session.device_id, other], t).await.unwrap(), vec![session.device_id]);
+    let expiries = store.session_expiries(&[session.device_id, other], t).await.unwrap();
+    assert_eq!(expiries.iter().map(|(device, _)| *device).collect::<Vec<_>>(), vec![session.device_id]);
+    assert!((expiries[0].1 - session.expires_at).abs() < Duration::milliseconds(1), "stored to the microsecond");
+    assert!(store.session_expiries(&[session.device_id], session.expires_at).await.unwrap().is_empty(), "expired by then");
+    let window = std::time::Duration::from_secs(60);
+    assert!(!store.ended_sessions(window).await.unwrap().contains(&session.device_id));
     store.revoke_session(u, session.device_id).await.unwrap();
     assert!(store.consume_stream_ticket(&orphaned, t).await.unwrap().is_none());
-    assert!(store.live_devices(&[session.device_id], t).await.unwrap().is_empty());
+    assert!(store.session_expiries(&[session.device_id], t).await.unwrap().is_empty());
+    assert!(store.ended_sessions(window).await.unwrap().contains(&session.device_id), "the revocation is logged");
+}
+
+/// RT5: every way a session is deleted — revocation, password change, account deletion — logs
+/// the device in `ended_sessions` (instances end its streams from that log), which is purged.
+pub async fn rt5_every_ended_session_is_logged(store: &dyn Store) {
+    let t = now();
+    let window = std::time::Duration::from_secs(60);
+    let u = user(store).await;
+    let mut devices = Vec::new();
+    for name in ["changed the password, deleted with the account", "signed out", "signed out too"] {
+        let session = NewSession {
+            device_id: DeviceId::new(),
+            user_id: u,
+            token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            device_name: name.into(),
+            created_at: t,
+            expires_at: t + Duration::days(1),
+        };
+        store.create_session(&session).await.unwrap();
+        devices.push(session.device_id);
+    }
+    let mut ended = store.change_password(u, "y", devices[0]).await.unwrap();
+    ended.sort();
+    let mut others = devices[1..].to_vec();
+    others.sort();
+    assert_eq!(ended, others);
+    let logged = store.ended_sessions(window).await.unwrap();
+    assert!(others.iter().all(|device| logged.contains(device)) && !logged.contains(&devices[0]));
+    store.delete_user(u).await.unwrap();
+    assert!(store.ended_sessions(window).await.unwrap().contains(&devices[0]), "account deletion logs its sessions");
+    assert_eq!(store.purge_ended_sessions(std::time::Duration::from_secs(3600)).await.unwrap(), 0, "all recent");
+    assert!(store.purge_ended_sessions(std::time::Duration::ZERO).await.unwrap() >= 3);
+    assert!(store.ended_sessions(window).await.unwrap().is_empty());
 }
 
 /// AU7: attempt counters count per bucket and fixed window, refund within their window only,

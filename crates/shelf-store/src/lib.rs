@@ -106,8 +106,16 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes one of the user's sessions; false if the user has no such session.
     async fn revoke_session(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
 
-    /// Which of `devices` still have a live session (one query for any number of devices).
-    async fn live_devices(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<DeviceId>>;
+    /// The devices among `devices` whose session is live at `now`, with its expiry (one query
+    /// for any number of devices).
+    async fn session_expiries(&self, devices: &[DeviceId], now: OffsetDateTime) -> StoreResult<Vec<(DeviceId, OffsetDateTime)>>;
+
+    /// Devices whose session was deleted (logout, revocation, password change, account
+    /// deletion) within the last `window`, by the database's clock; a device may appear twice.
+    async fn ended_sessions(&self, window: std::time::Duration) -> StoreResult<Vec<DeviceId>>;
+
+    /// Forgets ended sessions older than `older_than` (by the database's clock).
+    async fn purge_ended_sessions(&self, older_than: std::time::Duration) -> StoreResult<u64>;
 
     /// Records a single-use stream ticket for a device session.
     async fn create_stream_ticket(&self, ticket_hash: &[u8], device: DeviceId, expires_at: OffsetDateTime) -> StoreResult<()>;

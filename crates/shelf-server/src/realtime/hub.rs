@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use shelf_api::ErrorCode;
 use shelf_core::DeviceId;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// Registry of open streams per device, plus the instance-wide shutdown signal.
@@ -20,6 +21,8 @@ pub struct StreamHub {
 struct DeviceStreams {
     closed: watch::Sender<Option<ErrorCode>>,
     open: usize,
+    /// When the device's session expires unless renewed: its streams are re-checked then.
+    expires_at: OffsetDateTime,
 }
 
 /// Held by each open stream; deregisters it when dropped.
@@ -45,13 +48,15 @@ impl StreamHub {
         self.devices.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn register(self: &Arc<Self>, device: DeviceId) -> StreamRegistration {
+    /// A stream of `device`, whose session expires at `expires_at` unless renewed.
+    pub fn register(self: &Arc<Self>, device: DeviceId, expires_at: OffsetDateTime) -> StreamRegistration {
         let closed = {
             let mut devices = self.devices();
             let entry = devices
                 .entry(device)
-                .or_insert_with(|| DeviceStreams { closed: watch::channel(None).0, open: 0 });
+                .or_insert_with(|| DeviceStreams { closed: watch::channel(None).0, open: 0, expires_at });
             entry.open += 1;
+            entry.expires_at = entry.expires_at.max(expires_at);
             entry.closed.subscribe()
         };
         StreamRegistration { hub: self.clone(), device, closed, shutdown: self.shutdown.subscribe() }
@@ -67,6 +72,21 @@ impl StreamHub {
     /// Devices with at least one open stream here.
     pub fn connected_devices(&self) -> Vec<DeviceId> {
         self.devices().keys().copied().collect()
+    }
+
+    /// Devices with open streams here whose session's known expiry is not after `now`: the
+    /// session check asks the database about these only (a renewed one gets [`extend`]ed).
+    ///
+    /// [`extend`]: StreamHub::extend
+    pub fn expired_devices(&self, now: OffsetDateTime) -> Vec<DeviceId> {
+        self.devices().iter().filter(|(_, streams)| streams.expires_at <= now).map(|(device, _)| *device).collect()
+    }
+
+    /// Records that `device`'s session was renewed until `expires_at`.
+    pub fn extend(&self, device: DeviceId, expires_at: OffsetDateTime) {
+        if let Some(streams) = self.devices().get_mut(&device) {
+            streams.expires_at = streams.expires_at.max(expires_at);
+        }
     }
 
     /// Number of open streams on this instance.

@@ -52,7 +52,7 @@ impl EventsQuery {
         (status = 401, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
-    StreamAuth(device): StreamAuth,
+    StreamAuth(device, expires_at): StreamAuth,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -62,7 +62,7 @@ pub async fn events(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.since)
         .map(LibraryVersion);
-    let registration = state.hub.register(device.device_id);
+    let registration = state.hub.register(device.device_id, expires_at);
     let heartbeat = state.settings.sse_heartbeat;
     let with_changes = query.with_changes();
     let hub = state.hub.clone();

@@ -27,11 +27,11 @@ const CLOSE_SERVICE_RESTART: u16 = 1012;
     responses((status = 101, description = "WebSocket upgrade"), (status = 401, body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<AppState>,
-    StreamAuth(device): StreamAuth,
+    StreamAuth(device, expires_at): StreamAuth,
     Query(query): Query<EventsQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let registration = state.hub.register(device.device_id);
+    let registration = state.hub.register(device.device_id, expires_at);
     let heartbeat = state.settings.sse_heartbeat;
     let stream = VersionStream::new(
         state,

@@ -8,7 +8,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use shelf_core::DeviceId;
 use shelf_store::Store;
 use time::OffsetDateTime;
 
@@ -26,8 +25,9 @@ pub async fn issue(store: &dyn Store, device: CurrentDevice) -> ApiResult<(Strin
     Ok((ticket, expires_at))
 }
 
-/// Authenticates a stream by `?ticket=` (consuming it) or like any other route.
-pub struct StreamAuth(pub CurrentDevice);
+/// Authenticates a stream by `?ticket=` (consuming it) or like any other route; also says when
+/// the session expires unless renewed.
+pub struct StreamAuth(pub CurrentDevice, pub OffsetDateTime);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = ApiError;
@@ -47,19 +47,12 @@ impl FromRequestParts<AppState> for StreamAuth {
                     .consume_stream_ticket(&token_hash(&ticket), now())
                     .await?
                     .ok_or(ApiError::Unauthenticated)?;
-                Ok(StreamAuth(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id }))
+                Ok(StreamAuth(CurrentDevice { user_id: auth.user_id, device_id: auth.device_id }, auth.expires_at))
             }
-            None => Ok(StreamAuth(CurrentDevice::authenticate(parts, state, true).await?)),
+            None => {
+                let (device, expires_at) = CurrentDevice::authenticate_session(parts, state, true).await?;
+                Ok(StreamAuth(device, expires_at))
+            }
         }
     }
-}
-
-/// Devices among `devices` whose sessions ended (revoked or expired).
-pub async fn ended_sessions(store: &dyn Store, devices: &[DeviceId]) -> ApiResult<Vec<DeviceId>> {
-    if devices.is_empty() {
-        return Ok(Vec::new());
-    }
-    // A set: with 10,000 open streams a list lookup per device cost a tenth of a core (ADR 0009).
-    let live: std::collections::HashSet<DeviceId> = store.live_devices(devices, now()).await?.into_iter().collect();
-    Ok(devices.iter().copied().filter(|d| !live.contains(d)).collect())
 }

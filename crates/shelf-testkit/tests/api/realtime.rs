@@ -11,6 +11,8 @@ shelf_testkit::on_every_backend!(
     rt2_heartbeats_headers_and_retry_hint,
     rt4_last_event_id_catches_up_and_changes_ride_along,
     rt5_revoking_a_device_closes_its_stream,
+    rt5_a_session_expiring_ends_its_stream_and_only_then,
+    rt5_the_session_check_asks_only_about_streams_past_their_expiry,
     rt6_stream_tickets_are_single_use,
     rt7_websocket_has_the_same_semantics,
     rt8_shutdown_ends_streams_with_a_retry_hint,
@@ -116,6 +118,56 @@ async fn rt5_revoking_a_device_closes_its_stream(backend: Backend) {
     server.store.revoke_session(user_id, shelf_core::DeviceId(device)).await.unwrap();
     let last = laptop_again.next_event(Duration::from_secs(3)).await.expect("closed by the session check");
     assert_eq!(last.event.as_deref(), Some("auth"));
+}
+
+/// The session check asks the database about a stream only once its session's known expiry
+/// passed (service/stream_sessions.rs); the stream still ends within the check interval of it.
+async fn rt5_a_session_expiring_ends_its_stream_and_only_then(backend: Backend) {
+    let settings = shelf_server::ServerSettings { session_ttl: Duration::from_secs(3), ..Default::default() };
+    let server = TestServer::start_with(backend, settings).await;
+    let user = server.user().await;
+    let login = server.login(&user, "short-lived").await;
+    let token = login.body["token"].as_str().unwrap();
+    let expires_at = time::OffsetDateTime::parse(login.body["expiresAt"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let mut stream = server.events(token, "", None).await;
+    stream.next_event(WAIT).await.unwrap();
+    let last = stream.next_event(Duration::from_secs(10)).await.expect("ended after the expiry");
+    let ended_at = time::OffsetDateTime::now_utc();
+    assert_eq!((last.event.as_deref(), last.json()["code"].as_str()), (Some("auth"), Some("unauthenticated")));
+    assert!(ended_at >= expires_at, "not before the session expired ({ended_at} < {expires_at})");
+    // A correctness bound (RT5: within the one-second check), with room for a loaded machine.
+    assert!(ended_at < expires_at + time::Duration::seconds(5), "within about the check interval of it");
+    assert!(stream.ends_within(Duration::from_secs(2)).await);
+}
+
+/// The work of a check does not grow with the open streams: after the first (full) check, only
+/// the ended-session log is read while no stream's session expired.
+async fn rt5_the_session_check_asks_only_about_streams_past_their_expiry(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let mut streams = Vec::new();
+    for name in ["phone", "tablet"] {
+        let token = server.login(&user, name).await.body["token"].as_str().unwrap().to_owned();
+        let mut stream = server.events(&token, "", None).await;
+        stream.next_event(WAIT).await.unwrap();
+        streams.push(stream);
+    }
+    let mut check = shelf_server::service::stream_sessions::StreamSessionCheck::new();
+    assert_eq!(check.run(server.store.as_ref(), &server.state.hub).await.unwrap(), 2, "the first check is a full one");
+    assert_eq!(check.run(server.store.as_ref(), &server.state.hub).await.unwrap(), 0, "nothing expired, nothing asked");
+    // A revocation the bus never carried is still found, through the log.
+    let phone = server.state.hub.connected_devices()[0];
+    let user_id = shelf_core::UserId(uuid::Uuid::parse_str(&user.user_id).unwrap());
+    server.store.revoke_session(user_id, phone).await.unwrap();
+    check.run(server.store.as_ref(), &server.state.hub).await.unwrap();
+    let mut ended = 0;
+    for stream in &mut streams {
+        if let Some(last) = stream.next_event(Duration::from_millis(300)).await {
+            assert_eq!(last.event.as_deref(), Some("auth"));
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 1, "only the revoked device's stream ended");
 }
 
 async fn rt6_stream_tickets_are_single_use(backend: Backend) {
