@@ -52,6 +52,8 @@ impl AppState {
         let bus: Arc<dyn ChangeBus> = Arc::new(service::push::AnnouncingBus::new(bus, push.clone()));
         let bus = Arc::new(metrics::MeteredBus::new(bus));
         let commits = bus.clock.clone();
+        let renewals = service::renewals::Renewals::start(store.clone(), settings.session_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let renewals = Arc::new(renewals);
         Ok(Self {
             store,
             bus,
@@ -61,6 +63,7 @@ impl AppState {
             sync_health: Arc::default(),
             sessions: Arc::default(),
             versions: Arc::default(),
+            renewals,
             hub: realtime::StreamHub::new(),
             blobs,
             hashing,

@@ -85,6 +85,8 @@ pub struct AppState {
     /// Library versions kept current from the bus, for version checks and stream starts
     /// (ADR 0013).
     pub versions: Arc<crate::service::version_cache::VersionCache>,
+    /// Writes session renewals of concurrent requests together (spec AU11).
+    pub renewals: Arc<crate::service::renewals::Renewals>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

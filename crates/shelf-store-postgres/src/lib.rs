@@ -134,8 +134,8 @@ impl Store for PostgresStore {
         operations::record_device_sync(&self.pool, device, version, at).await
     }
 
-    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
-        operations::renew_session(&self.pool, device, now, expires_at).await
+    async fn renew_sessions(&self, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        operations::renew_sessions(&self.pool, devices, now, expires_at).await
     }
 
     async fn account(&self, user: UserId) -> StoreResult<Option<shelf_store::Account>> {

@@ -60,11 +60,12 @@ pub async fn admin_stats(pool: &PgPool, now: OffsetDateTime) -> StoreResult<Admi
     })
 }
 
-pub async fn renew_session(pool: &PgPool, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = greatest(expires_at, $2) WHERE id = $3 AND expires_at > $1")
+pub async fn renew_sessions(pool: &PgPool, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    let ids: Vec<Uuid> = devices.iter().map(|device| device.0).collect();
+    sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = greatest(expires_at, $2) WHERE id = ANY($3) AND expires_at > $1")
         .bind(now)
         .bind(expires_at)
-        .bind(device.0)
+        .bind(&ids)
         .execute(pool)
         .await
         .map_err(db_err)?;

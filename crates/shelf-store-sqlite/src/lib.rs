@@ -166,8 +166,8 @@ impl Store for SqliteStore {
         operations::record_device_sync(&self.writer, device, version, at).await
     }
 
-    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
-        operations::renew_session(&self.writer, device, now, expires_at).await
+    async fn renew_sessions(&self, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+        operations::renew_sessions(&self.writer, devices, now, expires_at).await
     }
 
     async fn account(&self, user: UserId) -> StoreResult<Option<shelf_store::Account>> {

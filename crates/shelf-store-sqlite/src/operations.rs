@@ -50,15 +50,18 @@ pub async fn admin_stats(pool: &SqlitePool, now: OffsetDateTime) -> StoreResult<
     Ok(AdminStats { users, live_sessions, never_synced, lags, materials, blobs, blob_bytes })
 }
 
-pub async fn renew_session(pool: &SqlitePool, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET last_seen_at = ?1, expires_at = max(expires_at, ?2) WHERE id = ?3 AND expires_at > ?1")
-        .bind(micros(now))
-        .bind(micros(expires_at))
-        .bind(device.0)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(())
+pub async fn renew_sessions(pool: &SqlitePool, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    for device in devices {
+        sqlx::query("UPDATE sessions SET last_seen_at = ?1, expires_at = max(expires_at, ?2) WHERE id = ?3 AND expires_at > ?1")
+            .bind(micros(now))
+            .bind(micros(expires_at))
+            .bind(device.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
 }
 
 pub async fn account(pool: &SqlitePool, user: UserId) -> StoreResult<Option<Account>> {

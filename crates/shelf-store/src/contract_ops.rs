@@ -78,13 +78,18 @@ pub async fn au11_sessions_renew_while_in_use(store: &dyn Store) {
     let u = user(store).await;
     let laptop = session(store, u, "laptop").await;
     let later = now() + Duration::minutes(10);
-    store.renew_session(laptop.device_id, later, later + Duration::days(30)).await.unwrap();
+    store.renew_sessions(&[laptop.device_id], later, later + Duration::days(30)).await.unwrap();
     let auth = store.session_by_token_hash(&laptop.token_hash, later).await.unwrap().unwrap();
     assert_eq!((auth.last_seen_at, auth.expires_at), (later, later + Duration::days(30)));
-    store.renew_session(laptop.device_id, later, later + Duration::days(1)).await.unwrap();
+    store.renew_sessions(&[laptop.device_id], later, later + Duration::days(1)).await.unwrap();
     assert_eq!(store.session_by_token_hash(&laptop.token_hash, later).await.unwrap().unwrap().expires_at, later + Duration::days(30));
-    let dead = later + Duration::days(31);
-    store.renew_session(laptop.device_id, dead, dead + Duration::days(30)).await.unwrap();
+    let phone = session(store, u, "phone").await;
+    store.renew_sessions(&[laptop.device_id, phone.device_id], later, later + Duration::days(40)).await.unwrap();
+    for token in [&laptop.token_hash, &phone.token_hash] {
+        assert_eq!(store.session_by_token_hash(token, later).await.unwrap().unwrap().expires_at, later + Duration::days(40), "renewed together");
+    }
+    let dead = later + Duration::days(41);
+    store.renew_sessions(&[laptop.device_id], dead, dead + Duration::days(30)).await.unwrap();
     assert!(store.session_by_token_hash(&laptop.token_hash, dead).await.unwrap().is_none(), "an expired session is not revived");
 }
 

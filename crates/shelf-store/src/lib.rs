@@ -79,9 +79,10 @@ pub trait Store: Send + Sync + 'static {
     /// The user's live sessions, oldest first.
     async fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionInfo>>;
 
-    /// Moves a live session's expiry to `expires_at` (never earlier) and its last-seen time to
-    /// `now`: sessions in use do not expire (sliding expiry).
-    async fn renew_session(&self, device: DeviceId, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+    /// Moves these devices' live sessions' expiry to `expires_at` (never earlier) and their
+    /// last-seen time to `now`, in one transaction: sessions in use do not expire (sliding
+    /// expiry). The server renews concurrent requests' sessions together (`service/renewals.rs`).
+    async fn renew_sessions(&self, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
 
     /// The user's e-mail address and password hash, if the user exists.
     async fn account(&self, user: UserId) -> StoreResult<Option<Account>>;

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ApiResult};
 use crate::service::hashing::HashingPool;
 use crate::service::rate_limits::{self, RateLimits, Reservation};
+use crate::service::renewals::Renewals;
 use crate::service::session_cache::{SessionCache, TokenDigest};
 use crate::state::AppState;
 
@@ -193,7 +194,7 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
 /// minute it refreshes last-seen and slides the expiry to `ttl` from now: a session in use does
 /// not expire (spec AU11); one left unused for `ttl` does. The flag says whether it renewed (a
 /// cookie's `Max-Age` follows).
-pub async fn authenticate(store: &dyn Store, cache: &SessionCache, token: &str, ttl: Duration) -> ApiResult<(SessionAuth, bool)> {
+pub async fn authenticate(store: &dyn Store, cache: &SessionCache, renewals: &Renewals, token: &str) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
     }
@@ -209,8 +210,7 @@ pub async fn authenticate(store: &dyn Store, cache: &SessionCache, token: &str, 
         }
     };
     if at - session.last_seen_at > TOUCH_INTERVAL {
-        let ttl = time::Duration::try_from(ttl).map_err(|e| ApiError::Internal(e.into()))?;
-        store.renew_session(session.device_id, at, at + ttl).await?;
+        renewals.renew(session.device_id).await?;
         // The cached last-seen time is now old; the next request reads the renewed session.
         cache.forget(&digest);
         return Ok((session, true));

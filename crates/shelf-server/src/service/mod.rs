@@ -9,6 +9,7 @@ pub mod library;
 pub mod mutations;
 pub mod push;
 pub mod rate_limits;
+pub mod renewals;
 pub mod session_cache;
 pub mod stream_sessions;
 pub mod sync_health;
