@@ -282,7 +282,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The library version: one indexed read, for cheap "anything new?" checks. */
+        /**
+         * The library version, for cheap "anything new?" checks: from memory while the bus keeps it
+         *     current, else one indexed read (ADR 0013).
+         */
         get: operations["getLibraryVersion"];
         put?: never;
         post?: never;
