@@ -191,8 +191,9 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
 
 /// Resolves a token to its live session, from `cache` when it resolved there within the
 /// cache's TTL (one second) and has not expired since, else from the database. At most once a
-/// minute it refreshes last-seen and slides the expiry to `ttl` from now: a session in use does
-/// not expire (spec AU11); one left unused for `ttl` does. The flag says whether it renewed (a
+/// minute it refreshes last-seen and slides the expiry to the session lifetime from now, in one
+/// transaction with the other requests renewing at that moment (`renewals`): a session in use
+/// does not expire (spec AU11); one left unused for its lifetime does. The flag says whether it renewed (a
 /// cookie's `Max-Age` follows).
 pub async fn authenticate(store: &dyn Store, cache: &SessionCache, renewals: &Renewals, token: &str) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
