@@ -7,7 +7,8 @@ use shelf_core::{ChangeOp, DeviceId, LibraryMutation, LibraryVersion, MaterialBo
 use time::Duration;
 
 use crate::contract::{now, user};
-use crate::{DeletedAccount, NewSession, NewUpload, Store, StoreError, StoredBlob};
+use crate::contract_sessions::session;
+use crate::{DeletedAccount, NewUpload, Store, StoreError, StoredBlob};
 
 /// OP3: every backend names its pools and reports an occupancy within its maximum.
 pub async fn op3_pool_stats_are_within_bounds(store: &dyn Store) {
@@ -21,19 +22,6 @@ pub async fn op3_pool_stats_are_within_bounds(store: &dyn Store) {
     }
 }
 
-async fn session(store: &dyn Store, user: UserId, name: &str) -> NewSession {
-    let t = now();
-    let session = NewSession {
-        device_id: DeviceId::new(),
-        user_id: user,
-        token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
-        device_name: name.into(),
-        created_at: t,
-        expires_at: t + Duration::days(30),
-    };
-    store.create_session(&session).await.unwrap();
-    session
-}
 
 async fn bump(store: &dyn Store, user: UserId) -> LibraryVersion {
     store.apply(user, &create(MaterialId::new()), now()).await.unwrap().library_version

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use shelf_core::DeviceId;
+use shelf_core::{DeviceId, UserId};
 use time::Duration;
 
 use crate::contract::{now, user};
@@ -84,21 +84,11 @@ pub async fn rt6_stream_tickets_are_single_use(store: &dyn Store) {
 /// RT5: every way a session is deleted — revocation, password change, account deletion — logs
 /// the device in `ended_sessions` (instances end its streams from that log), which is purged.
 pub async fn rt5_every_ended_session_is_logged(store: &dyn Store) {
-    let t = now();
     let window = std::time::Duration::from_secs(60);
     let u = user(store).await;
     let mut devices = Vec::new();
     for name in ["changed the password, deleted with the account", "signed out", "signed out too"] {
-        let session = NewSession {
-            device_id: DeviceId::new(),
-            user_id: u,
-            token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
-            device_name: name.into(),
-            created_at: t,
-            expires_at: t + Duration::days(1),
-        };
-        store.create_session(&session).await.unwrap();
-        devices.push(session.device_id);
+        devices.push(session(store, u, name).await.device_id);
     }
     let mut ended = store.change_password(u, "y", devices[0]).await.unwrap();
     ended.sort();
@@ -158,4 +148,19 @@ pub async fn au7_concurrent_attempts_each_see_a_distinct_count(store: Arc<dyn St
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=30).collect::<Vec<_>>());
+}
+
+/// A live session of `user` on a new device, expiring in 30 days.
+pub(crate) async fn session(store: &dyn Store, user: UserId, name: &str) -> NewSession {
+    let t = now();
+    let session = NewSession {
+        device_id: DeviceId::new(),
+        user_id: user,
+        token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
+        device_name: name.into(),
+        created_at: t,
+        expires_at: t + Duration::days(30),
+    };
+    store.create_session(&session).await.unwrap();
+    session
 }
