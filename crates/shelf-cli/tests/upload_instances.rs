@@ -144,7 +144,14 @@ async fn at10_a_cut_off_upload_resumes_on_another_instance_sharing_the_local_fol
     let mut resumed = None;
     for _ in 0..500 {
         let offset = head_offset(&two, &token, &location).await;
-        let reply = Api::reply(patch_request(&two, &token, &location, offset).body(bytes[offset..].to_vec()).send().await.unwrap()).await;
+        let sent = patch_request(&two, &token, &location, offset).body(bytes[offset..].to_vec()).send().await;
+        // Refused while still locked, the server answers without reading the body and closes
+        // the connection; a client still writing the body then sees a broken pipe. Ask again.
+        let Ok(sent) = sent else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let reply = Api::reply(sent).await;
         match reply.status {
             // Still writing, or it recorded its bytes between our HEAD and PATCH: ask again.
             StatusCode::LOCKED | StatusCode::CONFLICT => tokio::time::sleep(Duration::from_millis(20)).await,

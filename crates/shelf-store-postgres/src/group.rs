@@ -4,11 +4,14 @@
 //! One user's writers serialise on the user's row lock anyway; committed one by one, each also
 //! waits for its own commit flush, so a user's burst of writes crawled at one flush per write.
 //! Instead, an instance queues each user's attempts, and one task per user with waiting attempts
-//! runs up to [`MAX_GROUP`] of them in one transaction: it takes the row lock once, runs each
-//! attempt in its own savepoint (one that fails rolls back alone), writes the version once and
-//! commits once. Each attempt still gets its own version, change entries and receipt, and every
-//! caller is answered only after the commit; if anything breaks the transaction or the commit
-//! fails, every attempt of the group gets the error — none is acknowledged uncommitted.
+//! runs up to [`MAX_GROUP`] of them in one transaction: it takes the row lock once, reads the
+//! materials and progress the attempts need in one statement, runs the attempts one after
+//! another, writes the change-feed entries and the version once and commits once. An attempt
+//! that fails after it may have written rows (the database refused one) sends the group back to
+//! its start, and the group runs again with each attempt in its own savepoint, so that one fails
+//! alone. Each attempt still gets its own version, change entries and receipt, and every caller
+//! is answered only after the commit; if anything breaks the transaction or the commit fails,
+//! every attempt of the group gets the error — none is acknowledged uncommitted.
 //!
 //! Users never wait on each other's queues: a user's queue exists only while it has attempts
 //! waiting or running, and its task removes it when it runs dry. Across instances the row lock
@@ -20,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use shelf_core::{MergeBudget, UserId};
+use shelf_core::{MaterialId, MergeBudget, UserId};
 use shelf_store::write::{attempt, Attempt, Job, Prepared, WriteBackend, WriteTx};
 use shelf_store::{StoreError, StoreResult};
 use sqlx::PgPool;
@@ -232,47 +235,86 @@ async fn run_group(
             Err(error) => vec![Err(error)],
         };
     }
-    // The lock first, outside any savepoint: no attempt's rollback can give it back.
+    // The lock first, outside any savepoint: no rollback can give it back.
     if let Err(error) = tx.lock_user(user).await {
         return fail_all(group.len(), error);
     }
+    let ids: Vec<MaterialId> = group.iter().map(|request| request.job.mutation.material_id()).collect();
+    if let Err(error) = tx.prefetch(user, &ids).await {
+        return fail_all(group.len(), error);
+    }
+    if let Err(error) = run_simple(&mut tx, "SAVEPOINT group_start").await {
+        return fail_all(group.len(), db_err(error));
+    }
+    let start = tx.mark();
+    // Optimistic: the attempts run one after another with no savepoint of their own (a round
+    // trip less each). Almost every attempt either finishes or stops before its first write.
     let mut results = Vec::with_capacity(group.len());
-    let mut savepoint = Savepoint::None;
-    for request in group {
-        let boundary = match savepoint {
-            Savepoint::None => Some("SAVEPOINT attempt"),
-            Savepoint::Kept => Some("RELEASE SAVEPOINT attempt; SAVEPOINT attempt"),
-            Savepoint::Clean => None,
+    for (index, request) in group.iter().enumerate() {
+        let result = attempt(&mut tx, &request.job, request.prepared.as_deref(), request.budget).await;
+        if left_nothing_behind(&result) {
+            results.push(result);
+            continue;
+        }
+        // This one may have written part of its rows or broken the transaction: back to the
+        // group's start, and the group again with each attempt in its own savepoint, except this
+        // one, which keeps its error.
+        if let Err(error) = run_simple(&mut tx, "ROLLBACK TO SAVEPOINT group_start").await {
+            return fail_all(group.len(), db_err(error));
+        }
+        tx.rollback_to(start);
+        results = match in_savepoints(&mut tx, group, (index, result)).await {
+            Ok(results) => results,
+            Err(error) => return fail_all(group.len(), db_err(error)),
         };
-        if let Some(sql) = boundary {
-            if let Err(error) = run_simple(&mut tx, sql).await {
-                return fail_all(group.len(), db_err(error));
-            }
-        }
-        let mark = tx.version_mark();
-        let result = attempt(
-            &mut tx,
-            &request.job,
-            request.prepared.as_deref(),
-            request.budget,
-        )
-        .await;
-        if matches!(result, Ok(Attempt::Done(_))) {
-            savepoint = Savepoint::Kept;
-        } else {
-            // Undo this attempt alone; the savepoint stays, clean, for the next one.
-            if let Err(error) = run_simple(&mut tx, "ROLLBACK TO SAVEPOINT attempt").await {
-                return fail_all(group.len(), db_err(error));
-            }
-            tx.restore_version(mark);
-            savepoint = Savepoint::Clean;
-        }
-        results.push(result);
+        break;
     }
     match commit(tx, counts, group.len()).await {
         Ok(()) => results,
         Err(error) => fail_all(group.len(), error),
     }
+}
+
+/// Whether an attempt ended with the transaction as good as it found it or with all its rows
+/// written: done, or stopped before its first write (planning outside the lock, or a plan that
+/// fails — `WriteTx` primitives never return [`StoreError::Plan`]).
+fn left_nothing_behind(result: &StoreResult<Attempt>) -> bool {
+    matches!(result, Ok(_) | Err(StoreError::Plan(_)))
+}
+
+/// Runs the group's attempts each in its own savepoint, so one that fails rolls back alone;
+/// `failed` (its index and result) is not run again.
+async fn in_savepoints(
+    tx: &mut PgWriteTx,
+    group: &[Request],
+    failed: (usize, StoreResult<Attempt>),
+) -> Result<Vec<StoreResult<Attempt>>, sqlx::Error> {
+    let (failed_index, failed_result) = failed;
+    let mut results = Vec::with_capacity(group.len());
+    let mut savepoint = Savepoint::None;
+    for (index, request) in group.iter().enumerate() {
+        if index == failed_index {
+            continue;
+        }
+        match savepoint {
+            Savepoint::None => run_simple(tx, "SAVEPOINT attempt").await?,
+            Savepoint::Kept => run_simple(tx, "RELEASE SAVEPOINT attempt; SAVEPOINT attempt").await?,
+            Savepoint::Clean => {}
+        }
+        let mark = tx.mark();
+        let result = attempt(tx, &request.job, request.prepared.as_deref(), request.budget).await;
+        if matches!(result, Ok(Attempt::Done(_))) {
+            savepoint = Savepoint::Kept;
+        } else {
+            // Undo this attempt alone; the savepoint stays, clean, for the next one.
+            run_simple(tx, "ROLLBACK TO SAVEPOINT attempt").await?;
+            tx.rollback_to(mark);
+            savepoint = Savepoint::Clean;
+        }
+        results.push(result);
+    }
+    results.insert(failed_index, failed_result);
+    Ok(results)
 }
 
 /// Runs statements without parameters in one round trip (the simple query protocol).
@@ -293,7 +335,7 @@ enum Savepoint {
 }
 
 async fn commit(mut tx: PgWriteTx, counts: &Counts, attempts: usize) -> StoreResult<()> {
-    tx.store_version().await?;
+    tx.flush().await?;
     tx.tx.commit().await.map_err(db_err)?;
     counts.commits.fetch_add(1, Ordering::Relaxed);
     counts

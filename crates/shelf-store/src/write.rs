@@ -56,6 +56,12 @@ pub trait WriteTx {
     async fn upsert_material(&mut self, user: UserId, material: &Material) -> StoreResult<()>;
     async fn delete_material(&mut self, user: UserId, id: MaterialId) -> StoreResult<()>;
     async fn upsert_progress(&mut self, user: UserId, progress: &Progress) -> StoreResult<()>;
+    /// Both upserts above, for a write that changes a material and its progress; a backend whose
+    /// round trips cost more than its statements does them in one.
+    async fn upsert_material_and_progress(&mut self, user: UserId, material: &Material, progress: &Progress) -> StoreResult<()> {
+        self.upsert_material(user, material).await?;
+        self.upsert_progress(user, progress).await
+    }
     async fn delete_progress(&mut self, user: UserId, material: MaterialId) -> StoreResult<()>;
     async fn insert_attachment(&mut self, user: UserId, attachment: &Attachment) -> StoreResult<()>;
     async fn delete_attachment(&mut self, user: UserId, id: uuid::Uuid) -> StoreResult<()>;
@@ -230,14 +236,26 @@ async fn read_state<T: WriteTx + ?Sized>(tx: &mut T, job: &Job, mutation: &Libra
 /// Writes the plan's rows at `version`: children after a created material, before a deleted one.
 async fn write_plan<T: WriteTx + ?Sized>(tx: &mut T, user: UserId, id: MaterialId, plan: &Plan, version: LibraryVersion, now: OffsetDateTime) -> StoreResult<()> {
     let change = |kind, entity: uuid::Uuid, op| (kind, entity, op);
-    if let Write::Upsert(material) = &plan.material {
-        tx.upsert_material(user, material).await?;
+    let progress_written = match (&plan.material, &plan.progress) {
+        (Write::Upsert(material), Write::Upsert(progress)) => {
+            tx.upsert_material_and_progress(user, material, progress).await?;
+            true
+        }
+        (Write::Upsert(material), _) => {
+            tx.upsert_material(user, material).await?;
+            false
+        }
+        _ => false,
+    };
+    if let Write::Upsert(_) = &plan.material {
         tx.record_change(user, change(ChangeKind::Material, id.0, ChangeOp::Upsert), version, now).await?;
     }
     match &plan.progress {
         Write::Unchanged => {}
         Write::Upsert(progress) => {
-            tx.upsert_progress(user, progress).await?;
+            if !progress_written {
+                tx.upsert_progress(user, progress).await?;
+            }
             tx.record_change(user, change(ChangeKind::Progress, id.0, ChangeOp::Upsert), version, now).await?;
         }
         Write::Delete => {
