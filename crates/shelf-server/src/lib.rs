@@ -49,8 +49,7 @@ impl AppState {
         let push = service::push::PushService::new(store.clone(), settings.push.clone(), epoch.clone()).await?;
         // Every announcement of a committed version also reaches the push service (ADR 0006),
         // and is timed for the commit-to-send histogram.
-        let bus: Arc<dyn ChangeBus> = Arc::new(service::push::AnnouncingBus::new(bus, push.clone()));
-        let bus = Arc::new(metrics::MeteredBus::new(bus));
+        let bus = Arc::new(service::server_bus::ServerBus::new(bus, push.clone()));
         let commits = bus.clock.clone();
         let renewals = service::renewals::Renewals::start(store.clone(), settings.session_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
         let renewals = Arc::new(renewals);

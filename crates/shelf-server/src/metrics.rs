@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -29,10 +29,9 @@ use axum::routing::get;
 use axum::Router;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use shelf_bus::{BusHealth, ChangeBus};
+use shelf_bus::BusHealth;
 use shelf_core::{LibraryVersion, UserId};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::state::AppState;
 
@@ -195,7 +194,7 @@ impl CommitClock {
     const KEEP: Duration = Duration::from_secs(60);
     const PRUNE_ABOVE: usize = 4096;
 
-    fn committed(&self, user: UserId, version: LibraryVersion) {
+    pub(crate) fn committed(&self, user: UserId, version: LibraryVersion) {
         let mut commits = self.commits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if commits.len() >= Self::PRUNE_ABOVE {
             commits.retain(|_, (_, at)| at.elapsed() < Self::KEEP);
@@ -215,45 +214,3 @@ impl CommitClock {
     }
 }
 
-/// The server's bus: the configured one, plus the commit clock (every publish is a commit).
-pub struct MeteredBus {
-    inner: Arc<dyn ChangeBus>,
-    pub clock: Arc<CommitClock>,
-}
-
-impl MeteredBus {
-    pub fn new(inner: Arc<dyn ChangeBus>) -> Self {
-        Self { inner, clock: Arc::default() }
-    }
-}
-
-impl ChangeBus for MeteredBus {
-    fn publish(&self, user: UserId, version: LibraryVersion) {
-        self.clock.committed(user, version);
-        self.inner.publish(user, version);
-    }
-
-    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
-        self.inner.subscribe(user)
-    }
-
-    fn revoke(&self, device: shelf_core::DeviceId) {
-        self.inner.revoke(device);
-    }
-
-    fn revocations(&self) -> tokio::sync::broadcast::Receiver<shelf_core::DeviceId> {
-        self.inner.revocations()
-    }
-
-    fn health(&self) -> BusHealth {
-        self.inner.health()
-    }
-
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
-    }
-
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-}

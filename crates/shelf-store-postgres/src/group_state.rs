@@ -24,7 +24,11 @@ pub(crate) struct PendingChange {
 }
 
 /// Writes `changes` (the last per entity) and, if given, the user's version, in one statement.
-pub(crate) async fn write_changes(conn: &mut PgConnection, changes: &[PendingChange], version: Option<(UserId, LibraryVersion)>) -> StoreResult<()> {
+pub(crate) async fn write_changes(
+    conn: &mut PgConnection,
+    changes: &[PendingChange],
+    version: Option<(UserId, LibraryVersion)>,
+) -> StoreResult<()> {
     if changes.is_empty() {
         if let Some((user, version)) = version {
             sqlx::query("UPDATE users SET library_version = $1 WHERE id = $2")
@@ -65,8 +69,7 @@ pub(crate) async fn write_changes(conn: &mut PgConnection, changes: &[PendingCha
 /// touch a row twice, and the last entry is the one the row must end with.
 pub(crate) fn latest_per_entity(changes: &[PendingChange]) -> Vec<PendingChange> {
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
-    let mut latest: Vec<PendingChange> =
-        changes.iter().rev().filter(|c| seen.insert((c.user, c.kind, c.id))).copied().collect();
+    let mut latest: Vec<PendingChange> = changes.iter().rev().filter(|c| seen.insert((c.user, c.kind, c.id))).copied().collect();
     latest.reverse();
     latest
 }

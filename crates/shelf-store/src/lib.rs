@@ -24,6 +24,8 @@ mod contract_push;
 mod contract_sessions;
 #[cfg(feature = "contract")]
 mod contract_uploads;
+#[cfg(feature = "contract")]
+mod contract_writes;
 
 pub use error::{StoreError, StoreResult};
 pub use feed::{known_more_after, page_until};

@@ -10,6 +10,7 @@ pub mod mutations;
 pub mod push;
 pub mod rate_limits;
 pub mod renewals;
+pub mod server_bus;
 pub mod session_cache;
 pub mod stream_sessions;
 pub mod sync_health;

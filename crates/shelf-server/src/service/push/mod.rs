@@ -1,8 +1,8 @@
 //! Web Push (spec PU1–PU7, ADR 0006): closed apps and background tabs learn that their library
 //! moved. Everything here runs off the request path.
 //!
-//! - Committed versions reach [`PushService::version_committed`] through [`AnnouncingBus`],
-//!   which wraps the change bus: the instance that committed a version is the one that pushes
+//! - Committed versions reach [`PushService::version_committed`] through the server's bus
+//!   ([`crate::service::server_bus::ServerBus`]), which wraps the configured one: the instance that committed a version is the one that pushes
 //!   it, so no instance has to follow every user.
 //! - A dispatcher batches those versions per user and asks the store which subscribed devices
 //!   have no stream open on any instance ([`presence`] keeps that in the database).
@@ -21,10 +21,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use shelf_bus::{BusHealth, ChangeBus};
 use shelf_core::{DeviceId, Epoch, LibraryVersion, UserId};
 use shelf_store::Store;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 pub use endpoint::AllowedHosts;
 
@@ -244,48 +243,5 @@ impl PushService {
         if let Err(error) = self.store.clear_stream_presence(self.instance, None).await {
             tracing::warn!(%error, "could not clear this instance's stream presence; it goes stale by itself");
         }
-    }
-}
-
-/// The change bus as the server sees it: announcements also go to the push service.
-pub struct AnnouncingBus {
-    inner: Arc<dyn ChangeBus>,
-    push: Arc<PushService>,
-}
-
-impl AnnouncingBus {
-    pub fn new(inner: Arc<dyn ChangeBus>, push: Arc<PushService>) -> Self {
-        Self { inner, push }
-    }
-}
-
-impl ChangeBus for AnnouncingBus {
-    fn publish(&self, user: UserId, version: LibraryVersion) {
-        self.inner.publish(user, version);
-        self.push.version_committed(user, version);
-    }
-
-    fn subscribe(&self, user: UserId) -> watch::Receiver<Option<LibraryVersion>> {
-        self.inner.subscribe(user)
-    }
-
-    fn revoke(&self, device: shelf_core::DeviceId) {
-        self.inner.revoke(device);
-    }
-
-    fn revocations(&self) -> tokio::sync::broadcast::Receiver<shelf_core::DeviceId> {
-        self.inner.revocations()
-    }
-
-    fn health(&self) -> BusHealth {
-        self.inner.health()
-    }
-
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
-    }
-
-    fn name(&self) -> &'static str {
-        self.inner.name()
     }
 }
