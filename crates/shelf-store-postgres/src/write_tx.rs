@@ -10,6 +10,8 @@
 //! and one per group for the version. Nothing inside the transaction reads the feed except the
 //! tombstone check, which looks at the kept entries first.
 
+use std::sync::LazyLock;
+
 use shelf_core::{
     Attachment, ChangeKind, ChangeOp, Conflict, ConflictField, LibraryVersion, Material,
     MaterialBase, MaterialId, Progress, UserId,
@@ -22,8 +24,8 @@ use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::group_state::{self, PendingChange, Prefetched};
 use crate::db_err;
+use crate::group_state::{self, PendingChange, Prefetched};
 
 /// One open write transaction.
 pub struct PgWriteTx {
@@ -94,6 +96,68 @@ impl PgWriteTx {
     }
 }
 
+
+/// A material's upsert, `$1`–`$9` as [`bind_material`] binds them.
+const MATERIAL_INSERT: &str = "INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body, tags = excluded.tags,
+         updated_at = excluded.updated_at, version = excluded.version, conflicts = excluded.conflicts";
+
+/// The same state kept as a revision (a future merge base), from the same parameters.
+const REVISION_INSERT: &str = "INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
+     VALUES ($1, $2, $8, $3, $4, $5, $7) ON CONFLICT DO NOTHING";
+
+/// A progress upsert whose user is `$1` and whose other values start at `$first`, in
+/// [`bind_progress`]'s order.
+fn progress_insert(first: usize) -> String {
+    let values: Vec<String> = (first..first + 7).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO progress (user_id, material_id, percent_complete, position, study_seconds, completed, last_studied_at, version)
+         VALUES ($1, {})
+         ON CONFLICT (user_id, material_id) DO UPDATE SET percent_complete = excluded.percent_complete,
+             position = excluded.position, study_seconds = excluded.study_seconds, completed = excluded.completed,
+             last_studied_at = excluded.last_studied_at, version = excluded.version",
+        values.join(", ")
+    )
+}
+
+/// A material and its revision in one statement (one round trip): a data-modifying CTE always
+/// runs to completion, whether or not the main statement reads it.
+static MATERIAL_UPSERT: LazyLock<String> = LazyLock::new(|| format!("WITH upserted AS ({MATERIAL_INSERT}) {REVISION_INSERT}"));
+
+static PROGRESS_UPSERT: LazyLock<String> = LazyLock::new(|| progress_insert(2));
+
+/// A material, its revision and its progress in one statement. The progress row's foreign key
+/// sees the material the CTE inserted: the check runs at the end of the statement.
+static MATERIAL_AND_PROGRESS_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!("WITH upserted AS ({MATERIAL_INSERT}), revision AS ({REVISION_INSERT}) {}", progress_insert(10))
+});
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_material<'q>(query: PgQuery<'q>, user: UserId, m: &'q Material) -> PgQuery<'q> {
+    query
+        .bind(user.0)
+        .bind(m.id.0)
+        .bind(&m.title)
+        .bind(&m.body)
+        .bind(Json(&m.tags))
+        .bind(m.created_at)
+        .bind(m.updated_at)
+        .bind(m.version.0)
+        .bind(Json(&m.conflicts))
+}
+
+fn bind_progress<'q>(query: PgQuery<'q>, p: &'q Progress) -> PgQuery<'q> {
+    query
+        .bind(p.material_id.0)
+        .bind(p.percent_complete)
+        .bind(&p.position)
+        .bind(p.study_seconds)
+        .bind(p.completed)
+        .bind(p.last_studied_at)
+        .bind(p.version.0)
+}
 
 fn conflict(row: &PgRow) -> StoreResult<Conflict> {
     let field: String = row.try_get("field").map_err(db_err)?;
@@ -242,72 +306,15 @@ impl WriteTx for PgWriteTx {
 
     async fn upsert_material(&mut self, user: UserId, m: &Material) -> StoreResult<()> {
         self.prefetched.written(user, m.id);
-        // One statement (one round trip) for both rows: a data-modifying CTE always runs to
-        // completion, whether or not the main statement reads it.
-        sqlx::query(
-            "WITH upserted AS (
-                 INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
-                     tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
-                     conflicts = excluded.conflicts)
-             INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
-             VALUES ($1, $2, $8, $3, $4, $5, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(user.0)
-        .bind(m.id.0)
-        .bind(&m.title)
-        .bind(&m.body)
-        .bind(Json(&m.tags))
-        .bind(m.created_at)
-        .bind(m.updated_at)
-        .bind(m.version.0)
-        .bind(Json(&m.conflicts))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let query = bind_material(sqlx::query(&MATERIAL_UPSERT), user, m);
+        query.execute(&mut *self.tx).await.map_err(db_err)?;
         Ok(())
     }
 
     async fn upsert_material_and_progress(&mut self, user: UserId, m: &Material, p: &Progress) -> StoreResult<()> {
         self.prefetched.written(user, m.id);
-        // One round trip for the three rows. The progress row's foreign key sees the material
-        // the CTE inserted: the check runs at the end of the statement.
-        sqlx::query(
-            "WITH upserted AS (
-                 INSERT INTO materials (user_id, id, title, body, tags, created_at, updated_at, version, conflicts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title, body = excluded.body,
-                     tags = excluded.tags, updated_at = excluded.updated_at, version = excluded.version,
-                     conflicts = excluded.conflicts),
-             revision AS (
-                 INSERT INTO material_revisions (user_id, material_id, version, title, body, tags, created_at)
-                 VALUES ($1, $2, $8, $3, $4, $5, $7) ON CONFLICT DO NOTHING)
-             INSERT INTO progress (user_id, material_id, percent_complete, position, study_seconds, completed, last_studied_at, version)
-             VALUES ($1, $16, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (user_id, material_id) DO UPDATE SET percent_complete = excluded.percent_complete,
-                 position = excluded.position, study_seconds = excluded.study_seconds, completed = excluded.completed,
-                 last_studied_at = excluded.last_studied_at, version = excluded.version",
-        )
-        .bind(user.0)
-        .bind(m.id.0)
-        .bind(&m.title)
-        .bind(&m.body)
-        .bind(Json(&m.tags))
-        .bind(m.created_at)
-        .bind(m.updated_at)
-        .bind(m.version.0)
-        .bind(Json(&m.conflicts))
-        .bind(p.percent_complete)
-        .bind(&p.position)
-        .bind(p.study_seconds)
-        .bind(p.completed)
-        .bind(p.last_studied_at)
-        .bind(p.version.0)
-        .bind(p.material_id.0)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let query = bind_progress(bind_material(sqlx::query(&MATERIAL_AND_PROGRESS_UPSERT), user, m), p);
+        query.execute(&mut *self.tx).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -324,24 +331,8 @@ impl WriteTx for PgWriteTx {
 
     async fn upsert_progress(&mut self, user: UserId, p: &Progress) -> StoreResult<()> {
         self.prefetched.written(user, p.material_id);
-        sqlx::query(
-            "INSERT INTO progress (user_id, material_id, percent_complete, position, study_seconds, completed, last_studied_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (user_id, material_id) DO UPDATE SET percent_complete = excluded.percent_complete,
-                 position = excluded.position, study_seconds = excluded.study_seconds, completed = excluded.completed,
-                 last_studied_at = excluded.last_studied_at, version = excluded.version",
-        )
-        .bind(user.0)
-        .bind(p.material_id.0)
-        .bind(p.percent_complete)
-        .bind(&p.position)
-        .bind(p.study_seconds)
-        .bind(p.completed)
-        .bind(p.last_studied_at)
-        .bind(p.version.0)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let query = bind_progress(sqlx::query(&PROGRESS_UPSERT).bind(user.0), p);
+        query.execute(&mut *self.tx).await.map_err(db_err)?;
         Ok(())
     }
 
