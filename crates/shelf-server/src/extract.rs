@@ -100,7 +100,7 @@ impl CurrentDevice {
                 return Err(if cookie_use == CookieUse::Change { ApiError::CsrfRejected } else { ApiError::ForeignOrigin });
             }
         }
-        let (auth, renewed) = authenticate(state.store.as_ref(), &state.sessions, &state.renewals, credential.token()).await?;
+        let (auth, renewed) = authenticate(&state.sessions, &state.session_reads, &state.renewals, credential.token()).await?;
         if let (true, Credential::Cookie(token)) = (renewed, &credential) {
             // The cookie's Max-Age slides with the session, under the name the browser sent.
             let secure = cookie(&parts.headers, SECURE_SESSION_COOKIE) == Some(*token);

@@ -53,6 +53,7 @@ impl AppState {
         let commits = bus.clock.clone();
         let renewals = service::renewals::Renewals::start(store.clone(), settings.session_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
         let renewals = Arc::new(renewals);
+        let session_reads = Arc::new(service::session_reads::SessionReads::start(store.clone()));
         Ok(Self {
             store,
             bus,
@@ -63,6 +64,7 @@ impl AppState {
             sessions: Arc::default(),
             versions: Arc::default(),
             renewals,
+            session_reads,
             hub: realtime::StreamHub::new(),
             blobs,
             hashing,

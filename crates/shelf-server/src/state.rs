@@ -87,6 +87,8 @@ pub struct AppState {
     pub versions: Arc<crate::service::version_cache::VersionCache>,
     /// Writes session renewals of concurrent requests together (spec AU11).
     pub renewals: Arc<crate::service::renewals::Renewals>,
+    /// Reads the sessions of concurrent requests together (tokens the cache does not hold).
+    pub session_reads: Arc<crate::service::session_reads::SessionReads>,
     /// Open event streams on this instance.
     pub hub: Arc<crate::realtime::StreamHub>,
     /// Where attachment bytes live.

@@ -79,6 +79,19 @@ pub async fn session_by_token_hash(pool: &PgPool, token_hash: &[u8], now: Offset
     row.as_ref().map(session_auth).transpose()
 }
 
+/// One statement for all of them: a lookup on the unique token index per hash.
+pub async fn sessions_by_token_hashes(pool: &PgPool, token_hashes: &[Vec<u8>], now: OffsetDateTime) -> StoreResult<Vec<(Vec<u8>, SessionAuth)>> {
+    let rows = sqlx::query(
+        "SELECT token_hash, id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ANY($1) AND expires_at > $2",
+    )
+    .bind(token_hashes)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(|row| Ok((row.try_get("token_hash").map_err(db_err)?, session_auth(row)?))).collect()
+}
+
 pub async fn touch_session(pool: &PgPool, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
         .bind(now)

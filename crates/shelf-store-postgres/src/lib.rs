@@ -127,6 +127,10 @@ impl Store for PostgresStore {
         accounts::session_by_token_hash(&self.pool, token_hash, now).await
     }
 
+    async fn sessions_by_token_hashes(&self, token_hashes: &[Vec<u8>], now: OffsetDateTime) -> StoreResult<Vec<(Vec<u8>, SessionAuth)>> {
+        accounts::sessions_by_token_hashes(&self.pool, token_hashes, now).await
+    }
+
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()> {
         accounts::touch_session(&self.pool, device, now).await
     }

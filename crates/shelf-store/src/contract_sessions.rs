@@ -35,6 +35,9 @@ pub async fn au1_sessions_resolve_until_revoked_or_expired(store: &dyn Store) {
     let auth = store.session_by_token_hash(&live.token_hash, t).await.unwrap().unwrap();
     assert_eq!((auth.user_id, auth.device_id), (u, live.device_id));
     assert!(store.session_by_token_hash(&expired.token_hash, t).await.unwrap().is_none());
+    let unknown = uuid::Uuid::new_v4().as_bytes().to_vec();
+    let together = store.sessions_by_token_hashes(&[expired.token_hash.clone(), live.token_hash.clone(), unknown], t).await.unwrap();
+    assert_eq!(together, vec![(live.token_hash.clone(), auth.clone())], "only the live one, with its hash");
     store.touch_session(live.device_id, t + Duration::minutes(5)).await.unwrap();
     let listed = store.list_sessions(u, t).await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -75,6 +75,19 @@ pub trait Store: Send + Sync + 'static {
     /// The live (unexpired, unrevoked) session whose token hashes to `token_hash`.
     async fn session_by_token_hash(&self, token_hash: &[u8], now: OffsetDateTime) -> StoreResult<Option<SessionAuth>>;
 
+    /// The live sessions among distinct `token_hashes`, each with its hash (those unknown or
+    /// expired are left out): the reads of concurrent authentications, in one round trip where
+    /// the backend's reads are round trips. By default, one read after another.
+    async fn sessions_by_token_hashes(&self, token_hashes: &[Vec<u8>], now: OffsetDateTime) -> StoreResult<Vec<(Vec<u8>, SessionAuth)>> {
+        let mut live = Vec::with_capacity(token_hashes.len());
+        for hash in token_hashes {
+            if let Some(session) = self.session_by_token_hash(hash, now).await? {
+                live.push((hash.clone(), session));
+            }
+        }
+        Ok(live)
+    }
+
     /// Updates a session's last-seen time.
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()>;
 

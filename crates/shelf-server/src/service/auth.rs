@@ -19,6 +19,7 @@ use crate::service::hashing::HashingPool;
 use crate::service::rate_limits::{self, RateLimits, Reservation};
 use crate::service::renewals::Renewals;
 use crate::service::session_cache::{SessionCache, TokenDigest};
+use crate::service::session_reads::SessionReads;
 use crate::state::AppState;
 
 /// How a request presented its token.
@@ -190,12 +191,13 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
 }
 
 /// Resolves a token to its live session, from `cache` when it resolved there within the
-/// cache's TTL (one second) and has not expired since, else from the database. At most once a
+/// cache's TTL (one second) and has not expired since, else from the database (read together
+/// with the other requests reading at that moment, `reads`). At most once a
 /// minute it refreshes last-seen and slides the expiry to the session lifetime from now, in one
 /// transaction with the other requests renewing at that moment (`renewals`): a session in use
 /// does not expire (spec AU11); one left unused for its lifetime does. The flag says whether it renewed (a
 /// cookie's `Max-Age` follows).
-pub async fn authenticate(store: &dyn Store, cache: &SessionCache, renewals: &Renewals, token: &str) -> ApiResult<(SessionAuth, bool)> {
+pub async fn authenticate(cache: &SessionCache, reads: &SessionReads, renewals: &Renewals, token: &str) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
     }
@@ -205,7 +207,7 @@ pub async fn authenticate(store: &dyn Store, cache: &SessionCache, renewals: &Re
         Some(session) => session,
         None => {
             let generation = cache.generation();
-            let session = store.session_by_token_hash(&digest, at).await?.ok_or(ApiError::Unauthenticated)?;
+            let session = reads.read(digest).await?.ok_or(ApiError::Unauthenticated)?;
             cache.insert(digest, session.clone(), generation);
             session
         }

@@ -12,6 +12,7 @@ pub mod rate_limits;
 pub mod renewals;
 pub mod server_bus;
 pub mod session_cache;
+pub mod session_reads;
 pub mod stream_sessions;
 pub mod sync_health;
 pub mod tickets;
