@@ -3,54 +3,20 @@
  * optimistic view, the leader election and the version follower. Push the outbox, then pull the
  * feed — see docs/sync-protocol.md. Knows no React: the app subscribes and renders.
  */
-import { request, ShelfApiError, type ShelfClient } from './api/client';
-import { LeaderElection, type LockManagerLike } from './leader';
+import { request, ShelfApiError } from './api/client';
+import { LeaderElection } from './leader';
 import { VersionFollower } from './follower';
 import { enqueue, pendingCount, requeueJournal, setAside, settle, takeBatch, toInput, type NewMutation } from './outbox';
 import { applyPage, clearLibrary, deleteProblem, openReplica, putProblem, readCursor, readSnapshot, type ReplicaDB } from './replica';
 import { buildView } from './view';
 import { getLatestCachedVersion, serverIsAhead, shouldRefreshCache, writeLocalVersion, type VersionStores } from './version-manager';
-import type { CachedVersion, MaterialItem, ProgressInput, SyncProblem, SyncStatus } from './types';
+import type { CachedVersion, MaterialItem, ProgressInput } from './types';
 import { readPending, writePending } from './pending';
 import { PUSHED_VERSION_KEY } from './push';
 import { loadListSnapshot, saveListSnapshot } from './list-snapshot';
+import type { EngineChange, EngineOptions, EngineState, Message } from './engine-types';
 
-export interface EngineOptions {
-  userId: string;
-  client: ShelfClient;
-  fetch?: typeof fetch;
-  storage?: Storage;
-  locks?: LockManagerLike;
-  /** The page's events (online, focus, visibility); absent in tests that drive the engine. */
-  window?: Pick<Window, 'addEventListener' | 'removeEventListener'> & { navigator: Navigator; document: Document };
-  feedPageSize?: number;
-}
-
-export interface EngineState {
-  status: SyncStatus;
-  pendingCount: number;
-  lastError: string | null;
-  currentVersion: number | null;
-  isSSEConnected: boolean;
-  /** 0–100 while a long pull runs (the first sync of a large library), else null. */
-  syncPercent: number | null;
-  problems: SyncProblem[];
-  ready: boolean;
-  authLost: boolean;
-  /** A newer server version known from a push (or a periodic check) and not synced yet. */
-  serverAhead: number | null;
-}
-
-/** What changed: material ids whose data changed, and whether the engine state did. */
-export interface EngineChange {
-  ids: Set<string> | 'all';
-}
-
-type Message =
-  | { type: 'version'; version: CachedVersion }
-  | { type: 'connection'; streaming: boolean }
-  | { type: 'changed'; ids: string[] | 'all' }
-  | { type: 'hello' };
+export type { EngineChange, EngineOptions, EngineState } from './engine-types';
 
 export class SyncEngine {
   state: EngineState = { status: 'syncing', pendingCount: 0, lastError: null, currentVersion: null, isSSEConnected: false, syncPercent: null, problems: [], ready: false, authLost: false, serverAhead: null };
