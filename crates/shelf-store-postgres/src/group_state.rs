@@ -67,8 +67,8 @@ pub(crate) async fn write_changes(
 
 /// The last entry recorded for each entity: one statement's `ON CONFLICT DO UPDATE` may not
 /// touch a row twice, and the last entry is the one the row must end with.
-pub(crate) fn latest_per_entity(changes: &[PendingChange]) -> Vec<PendingChange> {
-    let mut seen = std::collections::HashSet::with_capacity(changes.len());
+fn latest_per_entity(changes: &[PendingChange]) -> Vec<PendingChange> {
+    let mut seen = HashSet::with_capacity(changes.len());
     let mut latest: Vec<PendingChange> = changes.iter().rev().filter(|c| seen.insert((c.user, c.kind, c.id))).copied().collect();
     latest.reverse();
     latest

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod attachments;
 pub mod auth;
+pub mod batches;
 pub mod hashing;
 pub mod library;
 pub mod mutations;
