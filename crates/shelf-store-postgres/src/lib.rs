@@ -127,6 +127,10 @@ impl Store for PostgresStore {
         accounts::session_by_token_hash(&self.pool, token_hash, now).await
     }
 
+    fn reads_sessions_in_batches(&self) -> bool {
+        true
+    }
+
     async fn sessions_by_token_hashes(&self, token_hashes: &[Vec<u8>], now: OffsetDateTime) -> StoreResult<Vec<(Vec<u8>, SessionAuth)>> {
         accounts::sessions_by_token_hashes(&self.pool, token_hashes, now).await
     }

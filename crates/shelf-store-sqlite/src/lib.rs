@@ -6,6 +6,7 @@
 
 mod accounts;
 mod attachments;
+mod checkpoint;
 mod fast_read;
 mod library;
 mod push;
@@ -409,4 +410,36 @@ mod tests {
     }
 
     shelf_store::contract_tests!(fresh);
+
+    /// Checkpoints run on their own thread: writes wake it every `NUDGE_EVERY` attempts, and
+    /// everything written stays readable through them.
+    #[tokio::test]
+    async fn writes_are_checkpointed_in_the_background() {
+        use shelf_core::{Email, LibraryMutation, MaterialBody, MaterialId, MaterialTitle, Tags};
+        use shelf_store::Store;
+        let (store, _dir) = fresh().await;
+        let now = shelf_core::truncate_to_micros(time::OffsetDateTime::now_utc());
+        let user = store.create_user(&Email::parse("wal@example.com").unwrap(), "hash", now).await.unwrap();
+        let writes = 2 * super::checkpoint::NUDGE_EVERY + 10;
+        for n in 0..writes {
+            let create = LibraryMutation::CreateMaterial {
+                id: MaterialId::new(),
+                title: MaterialTitle::parse(&format!("m{n}")).unwrap(),
+                body: MaterialBody::parse("body").unwrap(),
+                tags: Tags::parse(&["t"]).unwrap(),
+                progress: None,
+            };
+            store.apply(user, &create, now).await.unwrap();
+        }
+        let mut waited = 0;
+        while store.library_writer.checkpoints() < 2 && waited < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        let ran = store.library_writer.checkpoints();
+        assert!(ran >= 2, "two nudges' worth of writes ran {ran} checkpoints");
+        assert_eq!(store.library_version(user).await.unwrap().0, 1 + writes as i64);
+        let page = store.changes_since(user, shelf_core::LibraryVersion(0), 1000, 1 << 30).await.unwrap();
+        assert_eq!(page.changes.len(), writes);
+    }
 }

@@ -18,6 +18,7 @@ use shelf_store::write::{attempt, Attempt, Job, Prepared, WriteBackend};
 use shelf_store::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::{Checkpointer, BACKSTOP_PAGES};
 use crate::write_tx::{err, SqliteWriteTx};
 
 /// Most attempts committed together: bounds how long the first of a burst waits for the rest.
@@ -55,20 +56,43 @@ struct Request {
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::UnboundedSender<Request>,
+    /// The writer thread owns the checkpointer; tests read its count through this handle.
+    #[cfg(test)]
+    checkpoints: Arc<Checkpointer>,
 }
 
 impl Writer {
     pub fn open(path: &Path, durability: Durability) -> StoreResult<Self> {
         let connection = Connection::open(path).map_err(err)?;
         connection.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        let pragmas = format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;", durability.pragma());
+        // Checkpoints run on their own thread (checkpoint.rs); the writer's automatic one is a backstop.
+        let pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
+            durability.pragma(),
+            BACKSTOP_PAGES
+        );
         connection.execute_batch(&pragmas).map_err(err)?;
+        let checkpoints = Arc::new(Checkpointer::start(path, durability)?);
         let (queue, requests) = mpsc::unbounded_channel();
+        #[cfg(test)]
+        let thread_checkpoints = checkpoints.clone();
+        #[cfg(not(test))]
+        let thread_checkpoints = checkpoints;
         std::thread::Builder::new()
             .name("shelf-sqlite-writer".into())
-            .spawn(move || run(connection, requests))
+            .spawn(move || run(connection, requests, &thread_checkpoints))
             .map_err(StoreError::backend)?;
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            #[cfg(test)]
+            checkpoints,
+        })
+    }
+
+    /// Background WAL checkpoints run so far.
+    #[cfg(test)]
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.completed()
     }
 }
 
@@ -84,7 +108,7 @@ impl WriteBackend for Writer {
 
 /// The writer thread: waits for work, then commits everything waiting as one group. Ends when
 /// every [`Writer`] is gone.
-fn run(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>) {
+fn run(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>, checkpoints: &Checkpointer) {
     while let Some(first) = requests.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -94,6 +118,7 @@ fn run(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request
             }
         }
         let results = commit_group(&mut connection, &group);
+        checkpoints.committed(group.len());
         for (request, result) in group.into_iter().zip(results) {
             // The caller may have gone away (its request was cancelled); the write stands.
             let _ = request.reply.send(result);

@@ -88,6 +88,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(live)
     }
 
+    /// Whether [`sessions_by_token_hashes`] reads a batch in one round trip, so that queuing
+    /// concurrent reads for it pays; by default it reads one after another, and callers read
+    /// each session directly instead of waiting for a batch.
+    ///
+    /// [`sessions_by_token_hashes`]: Store::sessions_by_token_hashes
+    fn reads_sessions_in_batches(&self) -> bool {
+        false
+    }
+
     /// Updates a session's last-seen time.
     async fn touch_session(&self, device: DeviceId, now: OffsetDateTime) -> StoreResult<()>;
 
