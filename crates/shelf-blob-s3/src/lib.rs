@@ -29,6 +29,8 @@ pub struct S3Settings {
 pub struct S3BlobStore {
     /// The concrete client: staging needs its `MultipartStore` side (resumable part uploads).
     store: Arc<AmazonS3>,
+    /// Extra parts in flight across all uploads of this instance ([`staging::EXTRA_PARTS`]).
+    extra_parts: Arc<tokio::sync::Semaphore>,
 }
 
 impl S3BlobStore {
@@ -40,7 +42,8 @@ impl S3BlobStore {
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        Ok(Self { store: Arc::new(builder.build().map_err(BlobError::backend)?) })
+        let extra_parts = Arc::new(tokio::sync::Semaphore::new(staging::EXTRA_PARTS));
+        Ok(Self { store: Arc::new(builder.build().map_err(BlobError::backend)?), extra_parts })
     }
 }
 
@@ -120,7 +123,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn open_staged(&self, upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
-        staging::open(self.store.clone(), upload, key, offset, state).await
+        staging::open(self.store.clone(), self.extra_parts.clone(), upload, key, offset, state).await
     }
 
     async fn abort_staged(&self, upload: uuid::Uuid, state: Option<&str>) -> Result<(), BlobError> {
@@ -154,5 +157,23 @@ mod tests {
         let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
         let (one, two) = (super::S3BlobStore::new(&settings).unwrap(), super::S3BlobStore::new(&settings).unwrap());
         shelf_blob::contract::staged_uploads_resume_complete_and_abort(&one, &two, super::staging::PART_SIZE + 1).await;
+    }
+
+    /// Writes of several parts at once: the parts go out concurrently, an unrecorded writer's
+    /// parts are replaced by the next writer's, the blob comes out whole and in order, and every
+    /// shared permit comes back.
+    #[tokio::test]
+    async fn s3_staging_sends_parts_concurrently() {
+        use super::staging::{EXTRA_PARTS, PART_SIZE};
+        let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
+        let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+        assert!(created.status().is_success(), "create bucket: {}", created.status());
+        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+        let (one, two) = (super::S3BlobStore::new(&settings).unwrap(), super::S3BlobStore::new(&settings).unwrap());
+        shelf_blob::contract::staged_uploads_resume_complete_and_abort(&one, &two, 3 * PART_SIZE + 1).await;
+        for store in [&one, &two] {
+            assert_eq!(store.extra_parts.available_permits(), EXTRA_PARTS);
+        }
     }
 }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::TryStreamExt;
+use futures::stream::FuturesOrdered;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use shelf_blob::{BlobError, BlobKey, StagedUpload};
 
@@ -25,6 +27,16 @@ use crate::map_err;
 pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
 /// Parts are cut at this size while bytes stream in.
 pub(crate) const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts one upload may have on their way while its next bytes are read, so the client's bytes
+/// keep arriving while S3 takes the previous parts.
+pub(crate) const PARTS_IN_FLIGHT: usize = 4;
+/// Parts in flight beyond each upload's first, across all uploads of the instance: memory for
+/// part buffers stays under (uploads + this) × [`PART_SIZE`], however many uploads run at once;
+/// an upload that finds none free sends its parts one after another, as with a single part.
+pub(crate) const EXTRA_PARTS: usize = 16;
+
+/// A part on its way: resolves to its ETag.
+type PartUpload = futures::future::BoxFuture<'static, Result<String, BlobError>>;
 
 /// What the server records with the offset. Parts hold the first bytes in order, the tail the
 /// rest (or nothing when the bytes end on a part boundary).
@@ -49,7 +61,10 @@ fn parse(state: Option<&str>) -> Result<Option<State>, BlobError> {
     state.map(|s| serde_json::from_str(s).map_err(|e| BlobError::Backend(format!("unreadable staging state: {e}")))).transpose()
 }
 
-pub(crate) async fn open(store: Arc<AmazonS3>, upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
+pub(crate) async fn open(
+    store: Arc<AmazonS3>,
+    extra_parts: Arc<Semaphore>,
+    upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
     let state = parse(state)?.unwrap_or_else(|| State { path: key.path(), ..State::default() });
     let mut buffer = BytesMut::new();
     let mut stored = false;
@@ -67,7 +82,20 @@ pub(crate) async fn open(store: Arc<AmazonS3>, upload: uuid::Uuid, key: &BlobKey
         }
     }
     let recorded_tail = state.tail.clone();
-    Ok(Box::new(S3Staged { store, upload, recorded_tail, state, buffer, offset, dirty: false, superseded: Vec::new(), stored }))
+    let sending = FuturesOrdered::new();
+    Ok(Box::new(S3Staged {
+        store,
+        upload,
+        recorded_tail,
+        state,
+        buffer,
+        offset,
+        dirty: false,
+        superseded: Vec::new(),
+        stored,
+        sending,
+        extra_parts,
+    }))
 }
 
 /// Removes the multipart upload (parts and all) and every staged tail, recorded or stray.
@@ -108,6 +136,11 @@ struct S3Staged {
     superseded: Vec<String>,
     /// Opened after a completion: the blob is stored and nothing more may be written.
     stored: bool,
+    /// Parts sent but not yet acknowledged, in part order; their ETags join `state.parts` as
+    /// they arrive, and every flush and completion waits for all of them first.
+    sending: FuturesOrdered<PartUpload>,
+    /// Permits for parts beyond the first in flight, shared by the instance's uploads.
+    extra_parts: Arc<Semaphore>,
 }
 
 impl S3Staged {
@@ -115,8 +148,9 @@ impl S3Staged {
         ObjectPath::from(self.state.path.as_str())
     }
 
-    /// Uploads `bytes` as the next part, creating the multipart upload on the first one.
-    async fn put_part(&mut self, bytes: Bytes) -> Result<(), BlobError> {
+    /// Starts sending `bytes` as the next part (creating the multipart upload on the first one),
+    /// waiting first for the oldest part if [`PARTS_IN_FLIGHT`] are on their way.
+    async fn send_part(&mut self, bytes: Bytes) -> Result<(), BlobError> {
         let path = self.path();
         let id = match &self.state.multipart {
             Some(id) => id.clone(),
@@ -126,9 +160,47 @@ impl S3Staged {
                 id
             }
         };
-        let part = self.store.put_part(&path, &id, self.state.parts.len(), bytes.into()).await.map_err(map_err)?;
-        self.state.parts.push(part.content_id);
+        // The first part in flight is the upload's own; each further one needs a shared permit.
+        let permit = loop {
+            if self.sending.is_empty() {
+                break None;
+            }
+            if self.sending.len() < PARTS_IN_FLIGHT {
+                if let Ok(permit) = self.extra_parts.clone().try_acquire_owned() {
+                    break Some(permit);
+                }
+            }
+            self.next_sent().await?;
+        };
+        let (store, index) = (self.store.clone(), self.state.parts.len() + self.sending.len());
+        self.sending.push_back(Box::pin(async move {
+            let sent = store.put_part(&path, &id, index, bytes.into()).await.map(|part| part.content_id).map_err(map_err);
+            drop(permit);
+            sent
+        }));
         Ok(())
+    }
+
+    /// Waits for the oldest part on its way and records its ETag.
+    async fn next_sent(&mut self) -> Result<(), BlobError> {
+        if let Some(etag) = self.sending.next().await {
+            self.state.parts.push(etag?);
+        }
+        Ok(())
+    }
+
+    /// Waits until every part sent is acknowledged: only then may the state name them.
+    async fn all_sent(&mut self) -> Result<(), BlobError> {
+        while !self.sending.is_empty() {
+            self.next_sent().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `bytes` as the next part and waits for every part, this one included.
+    async fn put_part(&mut self, bytes: Bytes) -> Result<(), BlobError> {
+        self.send_part(bytes).await?;
+        self.all_sent().await
     }
 
     /// The tail is now part of a part or a newer tail: it may go once that is recorded.
@@ -159,7 +231,7 @@ impl StagedUpload for S3Staged {
         while self.buffer.len() >= PART_SIZE {
             let part = self.buffer.split_to(PART_SIZE).freeze();
             self.drop_tail();
-            self.put_part(part).await?;
+            self.send_part(part).await?;
         }
         Ok(())
     }
@@ -168,6 +240,7 @@ impl StagedUpload for S3Staged {
         if !self.dirty {
             return self.state_text();
         }
+        self.all_sent().await?;
         self.drop_tail();
         if self.buffer.len() >= MIN_PART {
             let part = self.buffer.split().freeze();
@@ -208,6 +281,7 @@ impl StagedUpload for S3Staged {
         if self.stored {
             return Ok(());
         }
+        self.all_sent().await?;
         let path = self.path();
         let stored = match self.state.multipart.clone() {
             None => {
