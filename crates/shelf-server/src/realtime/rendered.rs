@@ -5,7 +5,7 @@
 //! it, the others clone a reference. Memory is fixed: one slot per user hash, and a user whose
 //! slot was taken by another simply renders again.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -30,9 +30,7 @@ impl RenderedEvents {
     /// The bytes of `user`'s event for `version`, rendered by `render` only if no other stream
     /// of the user rendered them already.
     pub fn get_or_render(&self, user: UserId, version: LibraryVersion, render: impl FnOnce() -> Bytes) -> Bytes {
-        let mut hasher = self.hasher.build_hasher();
-        user.hash(&mut hasher);
-        let slot = &self.slots[hasher.finish() as usize % SLOTS];
+        let slot = &self.slots[self.hasher.hash_one(user) as usize % SLOTS];
         let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match &*slot {
             Some((u, v, bytes)) if *u == user && *v == version => bytes.clone(),
