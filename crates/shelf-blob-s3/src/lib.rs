@@ -133,16 +133,19 @@ impl BlobStore for S3BlobStore {
 
 #[cfg(test)]
 mod tests {
-    /// Runs against the S3-compatible server named by `SHELF_TEST_S3_ENDPOINT` (scripts/services
-    /// starts one); the bucket must exist.
-    #[tokio::test]
-    async fn s3_store_meets_the_contract() {
+    /// Settings for a new bucket on the S3-compatible server named by `SHELF_TEST_S3_ENDPOINT`
+    /// (scripts/services starts one).
+    async fn new_bucket() -> super::S3Settings {
         let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
         let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
         let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
         assert!(created.status().is_success(), "create bucket: {}", created.status());
-        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
-        let store = super::S3BlobStore::new(&settings).unwrap();
+        super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() }
+    }
+
+    #[tokio::test]
+    async fn s3_store_meets_the_contract() {
+        let store = super::S3BlobStore::new(&new_bucket().await).unwrap();
         let dir = tempfile::tempdir().unwrap();
         shelf_blob::contract::put_get_range_list_delete(&store, dir.path()).await;
     }
@@ -150,11 +153,7 @@ mod tests {
     /// Two clients of one bucket stand for two instances.
     #[tokio::test]
     async fn s3_staging_meets_the_contract() {
-        let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
-        let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
-        let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
-        assert!(created.status().is_success(), "create bucket: {}", created.status());
-        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+        let settings = new_bucket().await;
         let (one, two) = (super::S3BlobStore::new(&settings).unwrap(), super::S3BlobStore::new(&settings).unwrap());
         shelf_blob::contract::staged_uploads_resume_complete_and_abort(&one, &two, super::staging::PART_SIZE + 1).await;
     }
@@ -165,11 +164,7 @@ mod tests {
     #[tokio::test]
     async fn s3_staging_sends_parts_concurrently() {
         use super::staging::{EXTRA_PARTS, PART_SIZE};
-        let endpoint = std::env::var("SHELF_TEST_S3_ENDPOINT").expect("SHELF_TEST_S3_ENDPOINT (run scripts/services)");
-        let bucket = format!("shelf-blob-{}", uuid::Uuid::new_v4().simple());
-        let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
-        assert!(created.status().is_success(), "create bucket: {}", created.status());
-        let settings = super::S3Settings { endpoint: Some(endpoint), bucket, region: "us-east-1".into() };
+        let settings = new_bucket().await;
         let (one, two) = (super::S3BlobStore::new(&settings).unwrap(), super::S3BlobStore::new(&settings).unwrap());
         shelf_blob::contract::staged_uploads_resume_complete_and_abort(&one, &two, 3 * PART_SIZE + 1).await;
         for store in [&one, &two] {
