@@ -6,7 +6,10 @@
 //! continues. A tail key names its offset, so a writer that crashes after writing a tail but
 //! before recording it can never overwrite the tail the recorded state points at.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -18,6 +21,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use shelf_blob::{BlobError, BlobKey, StagedUpload};
 
@@ -35,8 +39,24 @@ pub(crate) const PARTS_IN_FLIGHT: usize = 4;
 /// an upload that finds none free sends its parts one after another, as with a single part.
 pub(crate) const EXTRA_PARTS: usize = 16;
 
-/// A part on its way: resolves to its ETag.
-type PartUpload = futures::future::BoxFuture<'static, Result<String, BlobError>>;
+/// A part on its way, sent by a task of its own so it progresses while the writer reads the
+/// next bytes; resolves to its ETag. Dropping it (the writer gave up) stops the task.
+struct PartUpload(JoinHandle<Result<String, BlobError>>);
+
+impl Future for PartUpload {
+    type Output = Result<String, BlobError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let stopped = |error: tokio::task::JoinError| Err(BlobError::Backend(format!("a part upload stopped: {error}")));
+        Pin::new(&mut self.0).poll(cx).map(|joined| joined.unwrap_or_else(stopped))
+    }
+}
+
+impl Drop for PartUpload {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// What the server records with the offset. Parts hold the first bytes in order, the tail the
 /// rest (or nothing when the bytes end on a part boundary).
@@ -64,7 +84,11 @@ fn parse(state: Option<&str>) -> Result<Option<State>, BlobError> {
 pub(crate) async fn open(
     store: Arc<AmazonS3>,
     extra_parts: Arc<Semaphore>,
-    upload: uuid::Uuid, key: &BlobKey, offset: u64, state: Option<&str>) -> Result<Box<dyn StagedUpload>, BlobError> {
+    upload: uuid::Uuid,
+    key: &BlobKey,
+    offset: u64,
+    state: Option<&str>,
+) -> Result<Box<dyn StagedUpload>, BlobError> {
     let state = parse(state)?.unwrap_or_else(|| State { path: key.path(), ..State::default() });
     let mut buffer = BytesMut::new();
     let mut stored = false;
@@ -173,11 +197,11 @@ impl S3Staged {
             self.next_sent().await?;
         };
         let (store, index) = (self.store.clone(), self.state.parts.len() + self.sending.len());
-        self.sending.push_back(Box::pin(async move {
+        self.sending.push_back(PartUpload(tokio::spawn(async move {
             let sent = store.put_part(&path, &id, index, bytes.into()).await.map(|part| part.content_id).map_err(map_err);
             drop(permit);
             sent
-        }));
+        })));
         Ok(())
     }
 
