@@ -13,6 +13,7 @@
 //! same statement as the offset (ADR 0010).
 
 mod local;
+mod local_staged;
 
 use std::path::Path;
 use std::time::SystemTime;
