@@ -137,7 +137,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("built with SHELF_WEB_SKIP: serving the API only; / explains how to get the app"),
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = shelf_server::listen(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let metrics = match config.metrics_listen {

@@ -30,6 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
+pub use serve::{listen, LISTEN_BACKLOG};
 pub use state::{AppState, ServerSettings};
 
 impl AppState {

@@ -129,7 +129,7 @@ impl TestServer {
         if let Some(web) = web {
             state = state.with_web_assets(web);
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = shelf_server::listen("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(shelf_server::serve(listener, state.clone(), async {
