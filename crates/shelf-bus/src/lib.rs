@@ -70,6 +70,12 @@ pub trait ChangeBus: Send + Sync + 'static {
 
     /// "in-process", "postgres" or "redis".
     fn name(&self) -> &'static str;
+
+    /// Whether other instances may serve streams of this database: `false` only for the
+    /// in-process bus, whose announcements reach no other instance, so this instance's streams
+    /// are the only ones (and which devices have one open need not be written down for others,
+    /// ADR 0009). Required, not defaulted, like [`continuity`](ChangeBus::continuity).
+    fn spans_instances(&self) -> bool;
 }
 
 /// The state of a bus's connection to its broker.

@@ -103,6 +103,10 @@ impl ChangeBus for InProcessBus {
     fn name(&self) -> &'static str {
         "in-process"
     }
+
+    fn spans_instances(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

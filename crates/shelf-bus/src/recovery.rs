@@ -171,6 +171,10 @@ impl crate::ChangeBus for RemoteBus {
     fn name(&self) -> &'static str {
         self.name
     }
+
+    fn spans_instances(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

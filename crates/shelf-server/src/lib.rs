@@ -47,7 +47,10 @@ impl AppState {
             tracing::info!(recorded, "recorded blobs stored before blob records existed");
         }
         let hashing = Arc::new(service::hashing::HashingPool::new(settings.hashing_queue));
-        let push = service::push::PushService::new(store.clone(), settings.push.clone(), epoch.clone()).await?;
+        let hub = realtime::StreamHub::new();
+        // With the in-process bus this instance serves every stream, so its hub says who has one.
+        let local_streams = (!bus.spans_instances()).then(|| hub.clone());
+        let push = service::push::PushService::new(store.clone(), settings.push.clone(), epoch.clone(), local_streams).await?;
         // Every announcement of a committed version also reaches the push service (ADR 0006),
         // and is timed for the commit-to-send histogram.
         let bus = Arc::new(service::server_bus::ServerBus::new(bus, push.clone()));
@@ -66,7 +69,7 @@ impl AppState {
             versions: Arc::default(),
             renewals,
             session_reads,
-            hub: realtime::StreamHub::new(),
+            hub,
             blobs,
             hashing,
             web: None,

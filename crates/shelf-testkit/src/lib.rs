@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shelf_bus::InProcessBus;
+use shelf_bus::{ChangeBus, InProcessBus};
 use shelf_server::{AppState, ServerSettings};
 use shelf_store::Store;
 use tokio::sync::oneshot;
@@ -100,19 +100,30 @@ impl TestServer {
     }
 
     pub async fn start_full(backend: Backend, blobs: BlobBackend, settings: ServerSettings) -> Self {
-        Self::launch(backend, blobs, settings, None).await
+        Self::launch(backend, blobs, settings, None, Arc::new(InProcessBus::new())).await
+    }
+
+    /// A server on [`SpanningBus`]: it writes which devices have streams open to the database,
+    /// as an instance on a broker does, so that path is tested in one process.
+    pub async fn start_spanning(backend: Backend, settings: ServerSettings) -> Self {
+        Self::launch(backend, BlobBackend::Local, settings, None, Arc::new(SpanningBus(InProcessBus::new()))).await
     }
 
     /// A server that also serves a browser app from `web` (tests pass an in-memory one, so the
     /// testkit never needs the real Vite build).
     pub async fn start_with_web(backend: Backend, web: Arc<dyn shelf_server::web::WebAssets>) -> Self {
-        Self::launch(backend, BlobBackend::Local, ServerSettings::default(), Some(web)).await
+        Self::launch(backend, BlobBackend::Local, ServerSettings::default(), Some(web), Arc::new(InProcessBus::new())).await
     }
 
-    async fn launch(backend: Backend, blobs: BlobBackend, settings: ServerSettings, web: Option<Arc<dyn shelf_server::web::WebAssets>>) -> Self {
+    async fn launch(
+        backend: Backend,
+        blobs: BlobBackend,
+        settings: ServerSettings,
+        web: Option<Arc<dyn shelf_server::web::WebAssets>>,
+        bus: Arc<dyn ChangeBus>,
+    ) -> Self {
         let database = TestDatabase::create(backend).await;
         let store = database.open_store().await;
-        let bus = Arc::new(InProcessBus::new());
         let data = tempfile::tempdir().expect("temp dir");
         let blobs: Arc<dyn shelf_blob::BlobStore> = match blobs {
             BlobBackend::Local => Arc::new(shelf_blob::LocalBlobStore::new(data.path().join("blobs")).expect("blob folder")),
@@ -327,4 +338,32 @@ macro_rules! on_every_backend {
             )+
         }
     };
+}
+
+/// The in-process bus, saying that other instances may serve streams: a server on it records
+/// open streams in the database (`stream_presence`) as it would on a broker.
+pub struct SpanningBus(pub InProcessBus);
+
+impl ChangeBus for SpanningBus {
+    fn publish(&self, user: shelf_core::UserId, version: shelf_core::LibraryVersion) {
+        self.0.publish(user, version);
+    }
+    fn subscribe(&self, user: shelf_core::UserId) -> tokio::sync::watch::Receiver<Option<shelf_core::LibraryVersion>> {
+        self.0.subscribe(user)
+    }
+    fn revoke(&self, device: shelf_core::DeviceId) {
+        self.0.revoke(device);
+    }
+    fn revocations(&self) -> tokio::sync::broadcast::Receiver<shelf_core::DeviceId> {
+        self.0.revocations()
+    }
+    fn continuity(&self) -> Option<u64> {
+        self.0.continuity()
+    }
+    fn name(&self) -> &'static str {
+        "in-process, as if spanning instances"
+    }
+    fn spans_instances(&self) -> bool {
+        true
+    }
 }

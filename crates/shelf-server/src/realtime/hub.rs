@@ -69,6 +69,11 @@ impl StreamHub {
         }
     }
 
+    /// Whether `device` has a stream open here.
+    pub fn has_streams(&self, device: DeviceId) -> bool {
+        self.devices().contains_key(&device)
+    }
+
     /// Devices with at least one open stream here.
     pub fn connected_devices(&self) -> Vec<DeviceId> {
         self.devices().keys().copied().collect()

@@ -55,4 +55,8 @@ impl ChangeBus for ServerBus {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+
+    fn spans_instances(&self) -> bool {
+        self.inner.spans_instances()
+    }
 }

@@ -17,6 +17,7 @@ shelf_testkit::on_every_backend!(
     pu2_subscriptions_are_validated,
     pu2_subscriptions_go_with_their_device_and_stay_with_their_user,
     pu4_a_device_with_an_open_stream_gets_no_push,
+    pu4_a_device_with_a_stream_recorded_for_other_instances_gets_no_push,
     pu5_a_gone_subscription_is_deleted,
     pu5_retry_after_is_honoured,
     pu6_a_push_service_that_never_answers_does_not_slow_writes,
@@ -169,8 +170,20 @@ async fn pu2_subscriptions_go_with_their_device_and_stay_with_their_user(backend
     assert!(server.store.push_devices(user_id).await.unwrap().is_empty());
 }
 
+/// One instance (the in-process bus): its stream hub says who has a stream open.
 async fn pu4_a_device_with_an_open_stream_gets_no_push(backend: Backend) {
-    let (server, mut service) = start(backend).await;
+    let server = TestServer::start_with(backend, push_settings()).await;
+    pu4_no_push_while_a_stream_is_open(server).await;
+}
+
+/// A bus spanning instances: open streams are recorded in the database for every instance.
+async fn pu4_a_device_with_a_stream_recorded_for_other_instances_gets_no_push(backend: Backend) {
+    let server = TestServer::start_spanning(backend, push_settings()).await;
+    pu4_no_push_while_a_stream_is_open(server).await;
+}
+
+async fn pu4_no_push_while_a_stream_is_open(server: TestServer) {
+    let mut service = PushServiceStandIn::start().await;
     let alice = server.user().await;
     let (phone, phone_id) = device(&server, &alice, "phone").await;
     let (tablet, _) = device(&server, &alice, "tablet").await;
@@ -180,18 +193,22 @@ async fn pu4_a_device_with_an_open_stream_gets_no_push(backend: Backend) {
 
     let mut stream = server.events(&phone, "", None).await;
     stream.next_event(WAIT).await.expect("the first event comes after the stream was recorded");
+    let user = shelf_core::UserId(alice.user_id.parse().unwrap());
+    let phone_device = shelf_core::DeviceId(phone_id.parse().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    let targets = server.store.push_targets(&[user], now, now - time::Duration::minutes(1)).await.unwrap();
+    let recorded = !targets.iter().any(|t| t.device_id == phone_device);
+    assert_eq!(recorded, server.state.bus.spans_instances(), "the stream is written down only for other instances");
     server.create_material(&alice.token, "v2").await;
     assert_eq!(stream.next_event(WAIT).await.unwrap().json()["libraryVersion"], 2);
     let push = next_push(&mut service).await;
     assert_eq!(tablet_subscription.open(&push).payload["libraryVersion"], 2, "only the tablet, which has no stream");
 
     drop(stream);
-    let user = shelf_core::UserId(alice.user_id.parse().unwrap());
-    let phone_device = shelf_core::DeviceId(phone_id.parse().unwrap());
     eventually("the closed stream is noticed", || async {
         let now = time::OffsetDateTime::now_utc();
         let targets = server.store.push_targets(&[user], now, now - time::Duration::minutes(1)).await.unwrap();
-        targets.iter().any(|t| t.device_id == phone_device)
+        targets.iter().any(|t| t.device_id == phone_device) && !server.state.hub.has_streams(phone_device)
     })
     .await;
     server.create_material(&alice.token, "v3").await;

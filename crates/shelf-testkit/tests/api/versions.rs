@@ -54,6 +54,9 @@ impl ChangeBus for Interruptible {
     fn name(&self) -> &'static str {
         "interruptible"
     }
+    fn spans_instances(&self) -> bool {
+        self.inner.spans_instances()
+    }
 }
 
 async fn lv2_cached_versions_follow_the_bus_and_only_while_it_is_continuous(backend: Backend) {

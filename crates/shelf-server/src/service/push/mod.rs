@@ -5,7 +5,8 @@
 //!   ([`crate::service::server_bus::ServerBus`]), which wraps the configured one: the instance that committed a version is the one that pushes
 //!   it, so no instance has to follow every user.
 //! - A dispatcher batches those versions per user and asks the store which subscribed devices
-//!   have no stream open on any instance ([`presence`] keeps that in the database).
+//!   have no stream open on any instance ([`presence`] keeps that in the database; with the
+//!   in-process bus, the only instance's stream hub says it and nothing is written).
 //! - One task per device sends at most one push at a time, at most one per `min_interval`; later
 //!   versions wait in the device's slot and the next push carries the latest (coalescing).
 //! - Each push is claimed in the database first (`Store::claim_push`), so with several instances
@@ -108,7 +109,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PushService {
     /// Loads the VAPID key (from the settings, else the database's, made now if there is none).
-    pub async fn new(store: Arc<dyn Store>, settings: PushSettings, epoch: Epoch) -> anyhow::Result<Arc<Self>> {
+    ///
+    /// `local_streams` is this instance's stream hub when no other instance serves streams (the
+    /// in-process bus): open streams are then read from it instead of being written to the
+    /// database ([`presence`]).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: PushSettings,
+        epoch: Epoch,
+        local_streams: Option<Arc<crate::realtime::StreamHub>>,
+    ) -> anyhow::Result<Arc<Self>> {
         let private = match &settings.vapid_private_key {
             Some(PrivateKeyBytes(bytes)) => bytes.clone(),
             None => store.vapid_private_key(&VapidKey::generate_private_bytes(), crate::service::auth::now()).await?,
@@ -131,7 +141,7 @@ impl PushService {
             pending: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             devices: Mutex::new(HashMap::new()),
-            presence: presence::Presence::default(),
+            presence: presence::Presence::new(local_streams),
         }))
     }
 
@@ -186,7 +196,7 @@ impl PushService {
             Ok(targets) => {
                 for target in targets {
                     let version = batch.get(&target.user_id).copied().unwrap_or(LibraryVersion(0));
-                    if version > target.pushed_version {
+                    if version > target.pushed_version && !self.presence.streaming_here(target.device_id) {
                         self.deliver(target.device_id, version);
                     }
                 }

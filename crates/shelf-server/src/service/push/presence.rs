@@ -1,6 +1,10 @@
 //! Which devices have an event stream open on this instance, written to the database
 //! (`stream_presence`) so that every instance can tell whether a device needs a push.
 //!
+//! With the in-process bus no other instance serves streams, so nothing is written: the stream
+//! hub is asked instead, and a new stream waits for no database write before its first event
+//! (opening 10,000 streams took ~20 % less time and CPU, ADR 0009).
+//!
 //! A stream's first open is recorded before its first message (batched with other streams
 //! opening at the same time: one statement, not one per stream); the last stream of a device
 //! closing clears its row at once; every `presence_refresh` all open devices are re-stamped and
@@ -19,14 +23,28 @@ use crate::realtime::StreamHub;
 type Opened = (DeviceId, oneshot::Sender<()>);
 
 /// The streams' side: tells the recorder a stream opened and waits until it is recorded.
-#[derive(Default)]
 pub struct Presence {
     /// Set while the recorder runs (inside `serve`); without it nothing is recorded.
     sender: Mutex<Option<mpsc::UnboundedSender<Opened>>>,
+    /// The stream hub, when this instance serves every stream: then nothing is recorded.
+    local: Option<Arc<StreamHub>>,
 }
 
 impl Presence {
+    pub fn new(local: Option<Arc<StreamHub>>) -> Self {
+        Self { sender: Mutex::new(None), local }
+    }
+
+    /// Whether `device` has a stream open that only this instance knows of (in-process bus).
+    /// With a recorded presence this is always `false`: the database query says it instead.
+    pub fn streaming_here(&self, device: DeviceId) -> bool {
+        self.local.as_ref().is_some_and(|hub| hub.has_streams(device))
+    }
+
     pub async fn opened(&self, device: DeviceId) {
+        if self.local.is_some() {
+            return; // the hub registered the stream before this
+        }
         let Some(sender) = lock(&self.sender).clone() else { return };
         let (done, recorded) = oneshot::channel();
         if sender.send((device, done)).is_err() {
@@ -39,8 +57,11 @@ impl Presence {
     }
 }
 
-/// The recorder: runs until the server stops.
+/// The recorder: runs until the server stops (at once returns when nothing is recorded).
 pub async fn run(push: Arc<PushService>, hub: Arc<StreamHub>) {
+    if push.presence.local.is_some() {
+        return;
+    }
     let (sender, mut opened) = mpsc::unbounded_channel::<Opened>();
     *lock(&push.presence.sender) = Some(sender);
     let mut recorded: HashSet<DeviceId> = HashSet::new();

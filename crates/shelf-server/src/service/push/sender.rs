@@ -59,6 +59,9 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 
 /// Claims and sends the push of `version` to `device`; every outcome is handled here.
 pub async fn send(push: &PushService, device: DeviceId, version: LibraryVersion) {
+    if push.presence.streaming_here(device) {
+        return; // it opened a stream since the dispatcher looked (the hub is the whole truth)
+    }
     let now = crate::service::auth::now();
     let subscription = match push.store.claim_push(device, version, now, push.streams_seen_since(now)).await {
         Ok(Some(subscription)) => subscription,
