@@ -247,7 +247,7 @@ impl StagedUpload for S3Staged {
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
         if self.stored {
-            return Err(BlobError::Backend("the upload is already stored".into()));
+            return Err(BlobError::already_stored());
         }
         self.offset += chunk.len() as u64;
         self.dirty = true;

@@ -69,6 +69,11 @@ impl BlobError {
     pub fn backend(error: impl std::fmt::Display) -> Self {
         BlobError::Backend(error.to_string())
     }
+
+    /// A write to a staged upload whose blob is already stored (a repeated completion's handle).
+    pub fn already_stored() -> Self {
+        BlobError::Backend("the upload is already stored".into())
+    }
 }
 
 #[async_trait]

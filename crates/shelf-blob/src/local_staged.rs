@@ -61,7 +61,7 @@ impl LocalStaged {
         }
         match (self.stored, self.file.take()) {
             (_, Some(file)) => Ok(file),
-            (true, None) => Err(BlobError::Backend("the upload is already stored".into())),
+            (true, None) => Err(BlobError::already_stored()),
             (false, None) => Err(BlobError::Backend("an earlier write to the staged upload failed".into())),
         }
     }
@@ -97,7 +97,7 @@ impl StagedUpload for LocalStaged {
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
         if self.stored {
-            return Err(BlobError::Backend("the upload is already stored".into()));
+            return Err(BlobError::already_stored());
         }
         self.offset += chunk.len() as u64;
         self.batched += chunk.len();
