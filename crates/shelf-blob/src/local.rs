@@ -38,7 +38,7 @@ impl LocalBlobStore {
     }
 }
 
-fn not_found_as_none<T>(result: std::io::Result<T>) -> Result<Option<T>, BlobError> {
+pub(crate) fn not_found_as_none<T>(result: std::io::Result<T>) -> Result<Option<T>, BlobError> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use crate::local::not_found_as_none;
 use crate::{BlobError, StagedUpload};
 
 /// Most bytes gathered while a write is in flight: large enough that hand-offs cost nothing
@@ -66,14 +67,19 @@ impl LocalStaged {
         }
     }
 
+    /// The gathered chunks, leaving none.
+    fn take_batch(&mut self) -> Vec<Bytes> {
+        self.batched = 0;
+        std::mem::take(&mut self.batch)
+    }
+
     /// Writes the gathered batch, then runs `then` on the file, on one blocking task.
     async fn write_batch<T: Send + 'static>(
         &mut self,
         then: impl FnOnce(&mut std::fs::File) -> std::io::Result<T> + Send + 'static,
     ) -> Result<(std::fs::File, T), BlobError> {
         let mut file = self.settle().await?;
-        let batch = std::mem::take(&mut self.batch);
-        self.batched = 0;
+        let batch = self.take_batch();
         tokio::task::spawn_blocking(move || {
             write_all(&mut file, &batch)?;
             let value = then(&mut file)?;
@@ -105,8 +111,7 @@ impl StagedUpload for LocalStaged {
         let idle = self.in_flight.as_ref().is_none_or(|task| task.is_finished());
         if (idle && self.batched >= IDLE_BATCH) || self.batched >= BATCH {
             let mut file = self.settle().await?;
-            let batch = std::mem::take(&mut self.batch);
-            self.batched = 0;
+            let batch = self.take_batch();
             self.in_flight = Some(tokio::task::spawn_blocking(move || write_all(&mut file, &batch).map(|()| file)));
         }
         Ok(())
@@ -131,10 +136,8 @@ impl StagedUpload for LocalStaged {
             let _ = task.await;
         }
         drop(self.file.take());
-        match tokio::fs::remove_file(&self.part).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BlobError::backend(e)),
-            _ => Ok(()),
-        }
+        not_found_as_none(tokio::fs::remove_file(&self.part).await)?;
+        Ok(())
     }
 
     async fn complete(mut self: Box<Self>) -> Result<(), BlobError> {
@@ -142,9 +145,9 @@ impl StagedUpload for LocalStaged {
             return Ok(());
         }
         let (part, target) = (self.part.clone(), self.target.clone());
-        let (file, ()) = self.write_batch(|_| Ok(())).await?;
-        drop(file); // durable_rename syncs the data before the rename
-        tokio::task::spawn_blocking(move || durable_rename(&part, &target)).await.map_err(BlobError::backend)?.map_err(BlobError::backend)
+        // The last batch and the move into place on one blocking task; the rename syncs the data.
+        self.write_batch(move |_| durable_rename(&part, &target)).await?;
+        Ok(())
     }
 }
 
