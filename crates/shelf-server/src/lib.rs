@@ -58,6 +58,7 @@ impl AppState {
         let renewals = service::renewals::Renewals::start(store.clone(), settings.session_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
         let renewals = Arc::new(renewals);
         let session_reads = Arc::new(service::session_reads::SessionReads::start(store.clone()));
+        let sessions = Arc::new(service::session_cache::SessionCache::new(settings.session_check_interval));
         Ok(Self {
             store,
             bus,
@@ -65,7 +66,7 @@ impl AppState {
             settings: Arc::new(settings),
             epoch,
             sync_health: Arc::default(),
-            sessions: Arc::default(),
+            sessions,
             versions: Arc::default(),
             renewals,
             session_reads,
@@ -171,7 +172,7 @@ async fn close_ended_sessions_periodically(state: AppState) {
         tick.tick().await;
         // Once a second too: drops version-cache entries past their time to live.
         state.versions.sweep();
-        if let Err(error) = check.run(state.store.as_ref(), &state.hub).await {
+        if let Err(error) = check.run(state.store.as_ref(), &state.hub, &state.sessions).await {
             tracing::warn!(%error, "could not re-check stream sessions; will retry");
         }
     }

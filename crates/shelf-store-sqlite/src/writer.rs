@@ -66,8 +66,10 @@ impl Writer {
         let connection = Connection::open(path).map_err(err)?;
         connection.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
         // Checkpoints run on their own thread (checkpoint.rs); the writer's automatic one is a backstop.
+        // `temp_store = MEMORY`: an attempt's savepoint journal stays in memory; by default one
+        // past 64 KiB spilled to a temporary file, created and deleted within the transaction.
         let pragmas = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {}; PRAGMA temp_store = MEMORY;",
             durability.pragma(),
             BACKSTOP_PAGES
         );
@@ -132,6 +134,9 @@ fn commit_group(conn: &mut Connection, group: &[Request]) -> Vec<StoreResult<Att
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         return group.iter().map(|_| Err(err(clone_error(&error)))).collect();
     }
+    if let [alone] = group {
+        return vec![commit_alone(conn, alone)];
+    }
     let mut results = Vec::with_capacity(group.len());
     for request in group {
         match run_in_savepoint(conn, request) {
@@ -154,6 +159,26 @@ fn commit_group(conn: &mut Connection, group: &[Request]) -> Vec<StoreResult<Att
                 tracing::error!(%rollback, "could not roll back after a failed commit");
             }
             group.iter().map(|_| Err(err(clone_error(&error)))).collect()
+        }
+    }
+}
+
+/// A group of one needs no savepoint: the transaction is the attempt's own, so an attempt that
+/// does not keep its writes rolls the whole transaction back. This spares the savepoint's
+/// journal, a copy of every page the attempt changes, on the usual path of a lone write.
+fn commit_alone(conn: &mut Connection, request: &Request) -> StoreResult<Attempt> {
+    let mut tx = SqliteWriteTx { conn };
+    // As in `run_in_savepoint`: the primitives wait on nothing but SQLite.
+    let result = futures::executor::block_on(attempt(&mut tx, &request.job, request.prepared.as_deref(), request.budget));
+    let end = if matches!(result, Ok(Attempt::Done(_))) { "COMMIT" } else { "ROLLBACK" };
+    match tx.conn.execute_batch(end) {
+        Ok(()) => result,
+        Err(error) => {
+            // A failed COMMIT leaves the transaction open: end it before the next group.
+            if let Err(rollback) = tx.conn.execute_batch("ROLLBACK") {
+                tracing::error!(%rollback, "could not roll back after a failed commit");
+            }
+            Err(err(error))
         }
     }
 }

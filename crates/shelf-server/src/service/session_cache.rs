@@ -1,8 +1,9 @@
-//! A short-lived, bounded, in-process cache of resolved sessions (ADR 0011).
+//! A bounded, in-process cache of resolved sessions (ADR 0011, ADR 0015).
 //!
 //! Every authenticated request used to read its session from the database; on PostgreSQL that
-//! round trip was half the cost of a version check. This cache keeps what
-//! `Store::session_by_token_hash` returned for at most [`SESSION_CACHE_TTL`], keyed by the
+//! round trip was half the cost of a version check, and on SQLite, where every commit empties
+//! the readers' page caches, it was a seventh of the server's CPU per write. This cache keeps
+//! what `Store::session_by_token_hash` returned for at most [`SESSION_CACHE_TTL`], keyed by the
 //! token's SHA-256 (never the token itself).
 //!
 //! What keeps it from serving a session that ended:
@@ -10,10 +11,18 @@
 //!   future; past it the database is asked again (which also sees a renewal made elsewhere).
 //! - **Revocations evict at once** on every instance: the bus carries them
 //!   ([`shelf_bus::ChangeBus::revoke`]) and [`evict_revocations`] removes the device's entries.
+//! - **A revocation the bus lost is evicted by the next session check** (ADR 0015): once a
+//!   second every instance reads the database's log of ended sessions (written by a trigger in
+//!   the transaction that ended them) and evicts those devices ([`SessionCache::log_read`]).
+//! - **Nothing is served while that check is late.** An entry is served only while the last
+//!   successful read of the log started less than one check interval ago, so a database that
+//!   cannot be read, or a check that stalls, turns the cache off rather than stretching the
+//!   bound; between the end of one interval and the end of the next read (a few milliseconds a
+//!   second) requests read the database. A session ended anywhere is thus refused everywhere
+//!   within the check interval (one second), as with the one-second time to live this cache had
+//!   before.
 //! - **A revocation racing a database read cannot be undone by it.** Every eviction bumps a
 //!   generation; a read inserts its result only if no eviction happened since it started.
-//! - **A lost revocation (bus down or lagging) lives at most the TTL**, which is why the TTL is
-//!   one second: the same bound the bus gives when it works ("refused within a second").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +34,10 @@ use shelf_store::SessionAuth;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
-/// How long a resolved session is served from memory. Bounds how long a revocation lost by the
-/// bus can go unnoticed on another instance (ADR 0011).
-pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
+/// The longest a resolved session is served from memory. Revocations are bounded by the session
+/// check, not by this (ADR 0015); it only caps how long an entry lives, as the full stream
+/// check does (`stream_sessions::FULL_CHECK_EVERY`).
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Independent locks, so requests of different tokens rarely wait on each other.
 const SHARDS: usize = 16;
@@ -49,17 +59,59 @@ pub struct SessionCache {
     /// Bumped by every eviction; see [`SessionCache::generation`].
     generation: AtomicU64,
     ttl: Duration,
+    /// When the last successful read of the ended-session log started (see [`Self::log_read`]),
+    /// in nanoseconds after `base`, plus one; 0 until the first. An atomic, not a lock: every
+    /// request reads it.
+    checked: AtomicU64,
+    base: Instant,
+    /// How long after that start entries are still served.
+    serve_for: Duration,
 }
 
 impl Default for SessionCache {
+    /// With the default one-second session check.
     fn default() -> Self {
-        Self::with_ttl(SESSION_CACHE_TTL)
+        Self::new(Duration::from_secs(1))
     }
 }
 
 impl SessionCache {
-    pub fn with_ttl(ttl: Duration) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), generation: AtomicU64::new(0), ttl }
+    /// A cache kept current by a session check every `check_interval`.
+    pub fn new(check_interval: Duration) -> Self {
+        Self::with_limits(SESSION_CACHE_TTL, check_interval)
+    }
+
+    /// Entries live at most `ttl`, and are served only within `serve_for` of the start of the
+    /// last read of the ended-session log.
+    pub fn with_limits(ttl: Duration, serve_for: Duration) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            generation: AtomicU64::new(0),
+            ttl,
+            checked: AtomicU64::new(0),
+            base: Instant::now(),
+            serve_for,
+        }
+    }
+
+    /// A read of the ended-session log that started at `started` succeeded and `ended` are the
+    /// devices it found that were not evicted before: evict them, and serve entries for another
+    /// check interval. Everything ended before `started` has now been evicted (by this read or
+    /// an earlier one), which is what makes serving until the next check safe.
+    pub fn log_read(&self, started: Instant, ended: &[DeviceId]) {
+        if !ended.is_empty() {
+            self.evict_devices(ended);
+        }
+        let since_base = u64::try_from(started.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1);
+        self.checked.fetch_max(since_base + 1, Ordering::SeqCst);
+    }
+
+    /// Whether the ended-session log was read recently enough for entries to be served.
+    fn current(&self) -> bool {
+        match self.checked.load(Ordering::SeqCst) {
+            0 => false,
+            checked => self.base.elapsed().saturating_sub(Duration::from_nanos(checked - 1)) < self.serve_for,
+        }
     }
 
     fn shard(&self, digest: &TokenDigest) -> MutexGuard<'_, HashMap<TokenDigest, Entry>> {
@@ -67,8 +119,12 @@ impl SessionCache {
         self.shards[usize::from(digest[0]) % SHARDS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The cached session of `digest`, if cached within the TTL and not expired at `now`.
+    /// The cached session of `digest`, if cached within the TTL, not expired at `now`, and the
+    /// ended-session log was read recently (see the module doc).
     pub fn get(&self, digest: &TokenDigest, now: OffsetDateTime) -> Option<SessionAuth> {
+        if !self.current() {
+            return None;
+        }
         let mut shard = self.shard(digest);
         let entry = shard.get(digest)?;
         if entry.cached_at.elapsed() < self.ttl && now < entry.session.expires_at {
@@ -171,6 +227,12 @@ mod tests {
     use super::*;
     use shelf_core::UserId;
 
+    /// `cache`, as if the ended-session log had just been read.
+    fn checked(cache: SessionCache) -> SessionCache {
+        cache.log_read(Instant::now(), &[]);
+        cache
+    }
+
     fn session(expires_in: time::Duration) -> SessionAuth {
         let now = OffsetDateTime::now_utc();
         SessionAuth { user_id: UserId::new(), device_id: DeviceId::new(), last_seen_at: now, expires_at: now + expires_in }
@@ -178,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_cached_session_is_served_until_its_own_expiry_and_never_after() {
-        let cache = SessionCache::with_ttl(Duration::from_secs(3600));
+        let cache = checked(SessionCache::with_limits(Duration::from_secs(3600), Duration::from_secs(3600)));
         let cached = session(time::Duration::seconds(30));
         cache.insert([1; 32], cached.clone(), cache.generation());
         let now = OffsetDateTime::now_utc();
@@ -189,14 +251,14 @@ mod tests {
 
     #[test]
     fn entries_older_than_the_ttl_are_not_served() {
-        let cache = SessionCache::with_ttl(Duration::ZERO);
+        let cache = checked(SessionCache::with_limits(Duration::ZERO, Duration::from_secs(3600)));
         cache.insert([2; 32], session(time::Duration::hours(1)), cache.generation());
         assert!(cache.get(&[2; 32], OffsetDateTime::now_utc()).is_none());
     }
 
     #[test]
     fn evicting_a_device_removes_it_and_keeps_out_reads_that_raced_the_eviction() {
-        let cache = SessionCache::default();
+        let cache = checked(SessionCache::default());
         let (revoked, kept) = (session(time::Duration::hours(1)), session(time::Duration::hours(1)));
         cache.insert([3; 32], revoked.clone(), cache.generation());
         cache.insert([4; 32], kept.clone(), cache.generation());
@@ -208,6 +270,29 @@ mod tests {
         // A database read that started before the eviction may have seen the session alive.
         cache.insert([3; 32], revoked, before_the_read);
         assert!(cache.get(&[3; 32], now).is_none(), "a stale read does not resurrect it");
+    }
+
+    #[test]
+    fn nothing_is_served_unless_the_ended_session_log_was_read_recently() {
+        let cache = SessionCache::with_limits(Duration::from_secs(3600), Duration::from_millis(50));
+        let cached = session(time::Duration::hours(1));
+        cache.insert([6; 32], cached.clone(), cache.generation());
+        let now = OffsetDateTime::now_utc();
+        assert!(cache.get(&[6; 32], now).is_none(), "not before the first read of the log");
+        cache.log_read(Instant::now(), &[]);
+        assert!(cache.get(&[6; 32], now).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&[6; 32], now).is_none(), "not once the check is late");
+        // A read that started earlier than the last one does not move the mark back.
+        cache.log_read(Instant::now(), &[]);
+        cache.log_read(Instant::now() - Duration::from_secs(1), &[]);
+        assert!(cache.get(&[6; 32], now).is_some(), "served again after a timely read");
+        // A device the log names is evicted, and a read that raced it cannot put it back.
+        let before_the_read = cache.generation();
+        cache.log_read(Instant::now(), &[cached.device_id]);
+        assert!(cache.get(&[6; 32], now).is_none());
+        cache.insert([6; 32], cached, before_the_read);
+        assert!(cache.get(&[6; 32], now).is_none());
     }
 
     #[test]
@@ -223,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn revocations_from_the_bus_evict_and_close_streams() {
-        let cache = Arc::new(SessionCache::default());
+        let cache = Arc::new(checked(SessionCache::default()));
         let bus = shelf_bus::InProcessBus::new();
         let cached = session(time::Duration::hours(1));
         cache.insert([5; 32], cached.clone(), cache.generation());

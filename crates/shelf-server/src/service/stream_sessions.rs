@@ -13,7 +13,11 @@
 //!
 //! Every [`FULL_CHECK_EVERY`] all open streams are checked as before, for whatever the two reads
 //! cannot see (a row removed by hand, a transaction open longer than the overlap).
+//!
+//! The same read of the log keeps the session cache honest (ADR 0015): the devices it names are
+//! evicted, and the cache serves only while these reads keep succeeding.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use shelf_api::ErrorCode;
@@ -22,6 +26,8 @@ use shelf_store::Store;
 use crate::error::ApiResult;
 use crate::realtime::StreamHub;
 use crate::service::auth::now;
+use crate::service::session_cache::SessionCache;
+use shelf_core::DeviceId;
 
 /// How far each read of the ended-session log reaches back before the previous read.
 pub const OVERLAP: Duration = Duration::from_secs(10);
@@ -35,6 +41,9 @@ pub struct StreamSessionCheck {
     /// When the last successful read of the log started.
     log_read: Option<Instant>,
     full_check: Option<Instant>,
+    /// The devices the last read of the log named: already evicted from the session cache, so
+    /// the reads that name them again (for [`OVERLAP`]) evict nothing.
+    logged: HashSet<DeviceId>,
 }
 
 impl Default for StreamSessionCheck {
@@ -45,17 +54,22 @@ impl Default for StreamSessionCheck {
 
 impl StreamSessionCheck {
     pub fn new() -> Self {
-        Self { log_read: None, full_check: None }
+        Self { log_read: None, full_check: None, logged: HashSet::new() }
     }
 
-    /// One check: ends the streams of sessions that ended or expired. Returns how many devices'
-    /// sessions the database was asked about, besides the log (for tests and diagnostics).
-    pub async fn run(&mut self, store: &dyn Store, hub: &StreamHub) -> ApiResult<usize> {
+    /// One check: ends the streams of sessions that ended or expired, and evicts the ended ones
+    /// from `sessions`. Returns how many devices' sessions the database was asked about, besides
+    /// the log (for tests and diagnostics).
+    pub async fn run(&mut self, store: &dyn Store, hub: &StreamHub, sessions: &SessionCache) -> ApiResult<usize> {
         let started = Instant::now();
         let window = self.log_read.map_or(Duration::ZERO, |read| read.elapsed()) + OVERLAP;
-        for device in store.ended_sessions(window).await? {
-            hub.close_device(device, ErrorCode::Unauthenticated);
+        let logged: HashSet<DeviceId> = store.ended_sessions(window).await?.into_iter().collect();
+        let new: Vec<DeviceId> = logged.difference(&self.logged).copied().collect();
+        sessions.log_read(started, &new);
+        for device in &logged {
+            hub.close_device(*device, ErrorCode::Unauthenticated);
         }
+        self.logged = logged;
         self.log_read = Some(started);
 
         let at = now();

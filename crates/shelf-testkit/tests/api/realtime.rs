@@ -153,13 +153,13 @@ async fn rt5_the_session_check_asks_only_about_streams_past_their_expiry(backend
         streams.push(stream);
     }
     let mut check = shelf_server::service::stream_sessions::StreamSessionCheck::new();
-    assert_eq!(check.run(server.store.as_ref(), &server.state.hub).await.unwrap(), 2, "the first check is a full one");
-    assert_eq!(check.run(server.store.as_ref(), &server.state.hub).await.unwrap(), 0, "nothing expired, nothing asked");
+    assert_eq!(check.run(server.store.as_ref(), &server.state.hub, &server.state.sessions).await.unwrap(), 2, "the first check is a full one");
+    assert_eq!(check.run(server.store.as_ref(), &server.state.hub, &server.state.sessions).await.unwrap(), 0, "nothing expired, nothing asked");
     // A revocation the bus never carried is still found, through the log.
     let phone = server.state.hub.connected_devices()[0];
     let user_id = shelf_core::UserId(uuid::Uuid::parse_str(&user.user_id).unwrap());
     server.store.revoke_session(user_id, phone).await.unwrap();
-    check.run(server.store.as_ref(), &server.state.hub).await.unwrap();
+    check.run(server.store.as_ref(), &server.state.hub, &server.state.sessions).await.unwrap();
     let mut ended = 0;
     for stream in &mut streams {
         if let Some(last) = stream.next_event(Duration::from_millis(300)).await {

@@ -1,6 +1,8 @@
-//! The session cache (ADR 0011) on one instance: a session served from memory never outlives its
-//! expiry, and every way of ending a session refuses its token from the next request on, even
-//! when the token was used (and cached) just before (spec AU6, AU12, AU14, AU15).
+//! The session cache (ADR 0011, ADR 0015) on one instance: a session served from memory never
+//! outlives its expiry, every way of ending a session refuses its token from the next request on,
+//! even when the token was used (and cached) just before (spec AU6, AU12, AU14, AU15), and a
+//! session ended where no service saw it (another instance whose bus message was lost) is refused
+//! after the next session check.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use time::OffsetDateTime;
 shelf_testkit::on_every_backend!(
     au15_a_cached_session_is_never_served_past_its_expiry,
     au15_every_way_of_ending_a_session_refuses_a_cached_token_at_once,
+    au15_a_session_ended_behind_this_instance_is_refused_after_the_next_check,
 );
 
 async fn au15_a_cached_session_is_never_served_past_its_expiry(backend: Backend) {
@@ -73,4 +76,25 @@ async fn au15_every_way_of_ending_a_session_refuses_a_cached_token_at_once(backe
     assert_eq!(server.call(Method::DELETE, "/api/account", Some(&user.token), Some(body)).await.status, StatusCode::NO_CONTENT);
     assert_eq!(version_status(phone).await, StatusCode::UNAUTHORIZED);
     assert_eq!(version_status(user.token.clone()).await, StatusCode::UNAUTHORIZED);
+}
+
+async fn au15_a_session_ended_behind_this_instance_is_refused_after_the_next_check(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let user = server.user().await;
+    let phone = server.login(&user, "phone").await;
+    let token = phone.body["token"].as_str().unwrap().to_owned();
+    let device = uuid::Uuid::parse_str(phone.body["deviceId"].as_str().unwrap()).unwrap();
+    let user_id = uuid::Uuid::parse_str(&user.user_id).unwrap();
+    assert_eq!(server.get("/api/library/version", &token).await.status, StatusCode::OK, "now cached");
+    // Revoked in the database only: no service of this instance saw it and no bus carried it,
+    // as when another instance's revocation message is lost.
+    let revoked_at = std::time::Instant::now();
+    assert!(server.store.revoke_session(shelf_core::UserId(user_id), shelf_core::DeviceId(device)).await.unwrap());
+    // The cache keeps an entry for up to a minute; the session check (once a second) must evict
+    // it long before. A correctness bound, not a speed measurement.
+    while server.get("/api/library/version", &token).await.status == StatusCode::OK {
+        assert!(revoked_at.elapsed() < Duration::from_secs(20), "a session ended in the database was still served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.get("/api/library/version", &token).await.status, StatusCode::UNAUTHORIZED);
 }
