@@ -9,9 +9,23 @@
 //! checkpoint on its own connection: it never blocks the writer or readers, and a write that
 //! arrives meanwhile commits at once. The writer keeps a high automatic threshold
 //! ([`BACKSTOP_PAGES`]) only as a backstop, should this thread ever fall behind.
+//!
+//! The WAL starts over from its beginning only when a write begins with every frame already
+//! copied back. Under a steady stream of writes that almost never happens: writes keep
+//! committing while this thread copies, so it always ends a few frames short. The WAL then grew
+//! to the backstop, and the writer's own checkpoint there (copying about a thousand pages and
+//! syncing the database file) stalled every write for 20–60 ms every few seconds: the clustered
+//! tail of issue 15 (ADR 0016). So once the WAL is [`RESTART_FRAMES`] long, this thread asks the
+//! writer to finish the job between two groups ([`finish`]): only the frames written during the
+//! last background checkpoint are left to copy, and the next write starts the WAL over.
+//!
+//! SQLite syncs the database file only at the end of a checkpoint that copied everything, so the
+//! pages of every partial one stayed dirty in the OS cache until then and that one sync — the
+//! writer's — flushed megabytes. This thread therefore syncs the database file itself after
+//! each of its checkpoints, leaving the writer's sync only its own few pages.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +42,9 @@ pub const NUDGE_EVERY: usize = 100;
 /// The writer's own automatic checkpoint threshold, in pages (40 MiB of WAL): reached only if
 /// the background checkpoints stop keeping up.
 pub const BACKSTOP_PAGES: u32 = 10_000;
+/// WAL length, in frames (16 MiB), past which the writer is asked to finish a checkpoint
+/// itself so that the WAL can start over.
+pub const RESTART_FRAMES: i64 = 4_000;
 /// A write that reached no nudge is checkpointed at most this long after.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -43,6 +60,8 @@ struct Shared {
     pending: AtomicUsize,
     /// Checkpoints run so far (for tests and logs).
     completed: AtomicU64,
+    /// Set by the thread when the WAL has grown past [`RESTART_FRAMES`]; taken by the writer.
+    finish: AtomicBool,
 }
 
 impl Checkpointer {
@@ -52,12 +71,14 @@ impl Checkpointer {
         connection.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         // The checkpoint's own syncs follow the configured durability.
         connection.execute_batch(&format!("PRAGMA synchronous = {};", durability.pragma())).map_err(err)?;
+        // Only for `sync_data` after a checkpoint; SQLite does all the writing.
+        let database = std::fs::File::open(path).map_err(StoreError::backend)?;
         let (wake, woken) = sync_channel(1);
         let shared = Arc::new(Shared::default());
         let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("shelf-sqlite-checkpoint".into())
-            .spawn(move || run(connection, woken, thread_shared))
+            .spawn(move || run(connection, database, woken, thread_shared))
             .map_err(StoreError::backend)?;
         Ok(Self { wake, shared })
     }
@@ -76,6 +97,12 @@ impl Checkpointer {
         }
     }
 
+    /// Called by the writer between groups: true (once) when the WAL has grown past
+    /// [`RESTART_FRAMES`] and the writer should [`finish`] the checkpoint.
+    pub fn finish_requested(&self) -> bool {
+        self.shared.finish.load(Ordering::Relaxed) && self.shared.finish.swap(false, Ordering::Relaxed)
+    }
+
     /// Background checkpoints run so far.
     #[cfg(test)]
     pub fn completed(&self) -> u64 {
@@ -83,7 +110,7 @@ impl Checkpointer {
     }
 }
 
-fn run(connection: Connection, woken: Receiver<()>, shared: Arc<Shared>) {
+fn run(connection: Connection, database: std::fs::File, woken: Receiver<()>, shared: Arc<Shared>) {
     loop {
         match woken.recv_timeout(IDLE_CHECK) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -95,9 +122,28 @@ fn run(connection: Connection, woken: Receiver<()>, shared: Arc<Shared>) {
         // (busy, pages in the WAL, pages copied back). PASSIVE copies what no reader still
         // needs and returns; what it leaves is copied by a later one.
         match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))) {
-            Ok((pages, copied)) => tracing::trace!(pages, copied, "checkpointed the WAL"),
+            Ok((pages, copied)) => {
+                tracing::trace!(pages, copied, "checkpointed the WAL");
+                if let Err(error) = database.sync_data() {
+                    tracing::warn!(%error, "could not sync the database file after a checkpoint; the next one retries");
+                }
+                if pages >= RESTART_FRAMES {
+                    shared.finish.store(true, Ordering::Relaxed);
+                }
+            }
             Err(error) => tracing::warn!(%error, "a background WAL checkpoint failed; the next one retries"),
         }
         shared.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs on the writer's connection, between two groups, when [`Checkpointer::finish_requested`]:
+/// no write can commit meanwhile, so this copies the few frames the last background checkpoint
+/// left and the WAL ends fully copied back; the next write then starts it over. Still PASSIVE:
+/// a reader holding an older snapshot makes it end short, and a later request retries.
+pub fn finish(connection: &Connection) {
+    match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))) {
+        Ok((pages, copied)) => tracing::trace!(pages, copied, "the writer finished a WAL checkpoint"),
+        Err(error) => tracing::warn!(%error, "the writer could not finish a WAL checkpoint; a later one retries"),
     }
 }

@@ -442,4 +442,42 @@ mod tests {
         let page = store.changes_since(user, shelf_core::LibraryVersion(0), 1000, 1 << 30).await.unwrap();
         assert_eq!(page.changes.len(), writes);
     }
+
+    /// Under writes that never pause, the background checkpoint always ends a few frames short
+    /// and the WAL could only start over at the writer's backstop checkpoint (a long stall). The
+    /// writer now finishes a checkpoint once the WAL reaches `RESTART_FRAMES`, so the WAL file
+    /// (which never shrinks, so its size is the longest the WAL has been) stays far below the
+    /// backstop although more than a backstop's worth of frames is written.
+    #[tokio::test]
+    async fn the_wal_starts_over_under_continuous_writes_without_reaching_the_backstop() {
+        use shelf_core::{Email, LibraryMutation, MaterialBody, MaterialId, MaterialTitle, Tags};
+        use shelf_store::Store;
+        const FRAME: u64 = 4096 + 24;
+        let (store, dir) = fresh().await;
+        let wal = dir.path().join("shelf.db-wal");
+        let now = shelf_core::truncate_to_micros(time::OffsetDateTime::now_utc());
+        let user = store.create_user(&Email::parse("restart@example.com").unwrap(), "hash", now).await.unwrap();
+        let backstop = u64::from(super::checkpoint::BACKSTOP_PAGES);
+        let mut frames_written = 0;
+        let mut n = 0;
+        while frames_written < 2 * backstop {
+            let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            let create = LibraryMutation::CreateMaterial {
+                id: MaterialId::new(),
+                title: MaterialTitle::parse(&format!("m{n}")).unwrap(),
+                body: MaterialBody::parse(&"body ".repeat(1500)).unwrap(),
+                tags: Tags::parse(&["t"]).unwrap(),
+                progress: None,
+            };
+            store.apply(user, &create, now).await.unwrap();
+            n += 1;
+            // Counted from the file's growth, or, while the WAL reuses the file after a restart,
+            // as six frames: the material and its revision take two overflow pages and a leaf each.
+            let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            frames_written += ((after.saturating_sub(before)) / FRAME).max(6);
+        }
+        let longest = std::fs::metadata(&wal).unwrap().len() / FRAME;
+        assert!(longest < backstop * 3 / 4, "{n} writes, {frames_written}+ frames: the WAL reached {longest} frames (backstop {backstop})");
+        assert_eq!(store.library_version(user).await.unwrap().0, 1 + n as i64);
+    }
 }

@@ -18,7 +18,7 @@ use shelf_store::write::{attempt, Attempt, Job, Prepared, WriteBackend};
 use shelf_store::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::checkpoint::{Checkpointer, BACKSTOP_PAGES};
+use crate::checkpoint::{self, Checkpointer, BACKSTOP_PAGES};
 use crate::write_tx::{err, SqliteWriteTx};
 
 /// Most attempts committed together: bounds how long the first of a burst waits for the rest.
@@ -124,6 +124,10 @@ fn run(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request
         for (request, result) in group.into_iter().zip(results) {
             // The caller may have gone away (its request was cancelled); the write stands.
             let _ = request.reply.send(result);
+        }
+        // After the answers, so that no caller of this group waits for it.
+        if checkpoints.finish_requested() {
+            checkpoint::finish(&connection);
         }
     }
 }

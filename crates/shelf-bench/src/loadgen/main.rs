@@ -14,6 +14,7 @@ mod accounts;
 mod proc_stats;
 mod streams;
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +68,11 @@ pub struct Args {
     /// `{"libraryVersion": N}` to `/pub/<user>`; nothing is registered.
     #[arg(long)]
     pub nchan: bool,
+    /// Write one CSV line per write to this file: when it was sent (ms after the first write),
+    /// how long its request took, and its slowest delivery (ms) — to see whether the slow writes
+    /// of the tail come together in time (a periodic task) or are spread out.
+    #[arg(long)]
+    pub latency_trace: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -111,11 +117,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One write: which user, the version it committed at, and when it was sent.
+/// One write: which user, the version it committed at, when it was sent and answered.
 struct Write {
     user: usize,
     version: i64,
     sent: Instant,
+    answered: Instant,
 }
 
 async fn drive_writes(
@@ -157,7 +164,8 @@ async fn drive_writes(
                 Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok().and_then(|b| b["libraryVersion"].as_i64()),
                 _ => None,
             };
-            let _ = done_tx.send(version.map(|version| Write { user, version, sent }));
+            let answered = Instant::now();
+            let _ = done_tx.send(version.map(|version| Write { user, version, sent, answered }));
         });
     }
     drop(done_tx);
@@ -178,13 +186,24 @@ async fn drive_writes(
     let mut delivered = 0u64;
     let per_user = args.devices * args.streams_per_device.max(1);
     let expected = writes.len() as u64 * per_user as u64;
+    let mut trace = args.latency_trace.as_ref().map(|path| std::fs::File::create(path).map(std::io::BufWriter::new)).transpose()?;
     for write in &writes {
+        let mut slowest = Duration::ZERO;
         for device in streams.iter().filter(|s| s.index / per_user == write.user) {
             if let Some(at) = arrivals.first_at_or_after(device.index, write.version) {
                 delivered += 1;
-                latency.record(at.saturating_duration_since(write.sent).as_micros().max(1) as u64)?;
+                let took = at.saturating_duration_since(write.sent);
+                slowest = slowest.max(took);
+                latency.record(took.as_micros().max(1) as u64)?;
             }
         }
+        if let Some(trace) = trace.as_mut() {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            writeln!(trace, "{:.3},{:.3},{:.3}", ms(write.sent - started), ms(write.answered - write.sent), ms(slowest))?;
+        }
+    }
+    if let Some(mut trace) = trace {
+        trace.flush()?;
     }
     println!(
         "writes: {} committed ({} failed) in {:.1} s = {:.0}/s",
