@@ -14,7 +14,7 @@
 //! copied back. Under a steady stream of writes that almost never happens: writes keep
 //! committing while this thread copies, so it always ends a few frames short. The WAL then grew
 //! to the backstop, and the writer's own checkpoint there (copying about a thousand pages and
-//! syncing the database file) stalled every write for 20–60 ms every few seconds: the clustered
+//! syncing the database file) stalled every write for 20–100 ms every few seconds: the clustered
 //! tail of issue 15 (ADR 0016). So once the WAL is [`RESTART_FRAMES`] long, this thread asks the
 //! writer to finish the job between two groups ([`finish`]): only the frames written during the
 //! last background checkpoint are left to copy, and the next write starts the WAL over.
@@ -119,9 +119,7 @@ fn run(connection: Connection, database: std::fs::File, woken: Receiver<()>, sha
         if shared.pending.swap(0, Ordering::Relaxed) == 0 {
             continue;
         }
-        // (busy, pages in the WAL, pages copied back). PASSIVE copies what no reader still
-        // needs and returns; what it leaves is copied by a later one.
-        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))) {
+        match passive(&connection) {
             Ok((pages, copied)) => {
                 tracing::trace!(pages, copied, "checkpointed the WAL");
                 if let Err(error) = database.sync_data() {
@@ -142,8 +140,15 @@ fn run(connection: Connection, database: std::fs::File, woken: Receiver<()>, sha
 /// left and the WAL ends fully copied back; the next write then starts it over. Still PASSIVE:
 /// a reader holding an older snapshot makes it end short, and a later request retries.
 pub fn finish(connection: &Connection) {
-    match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))) {
+    match passive(connection) {
         Ok((pages, copied)) => tracing::trace!(pages, copied, "the writer finished a WAL checkpoint"),
         Err(error) => tracing::warn!(%error, "the writer could not finish a WAL checkpoint; a later one retries"),
     }
+}
+
+/// One PASSIVE checkpoint: it copies what no reader still needs and returns at once; what it
+/// leaves is copied by a later one. Answers (frames in the WAL, frames copied back).
+fn passive(connection: &Connection) -> rusqlite::Result<(i64, i64)> {
+    // The row is (busy, frames in the WAL, frames copied back).
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))
 }
