@@ -29,6 +29,7 @@ shelf_testkit::on_every_backend!(
     cl6_a_revoked_device_says_so_and_cl8_errors_are_one_line,
     cl10_after_a_restored_backup_the_devices_send_again_what_the_server_lost,
     cl11_a_new_epoch_after_a_restore_brings_everything_back,
+    cl12_a_file_attached_and_a_conflict_settled_offline_reach_the_server_in_order,
 );
 
 /// One machine's home: XDG folders in a temporary directory, an account on `server`.
@@ -251,6 +252,52 @@ async fn cl1_both_profiles_edit_while_the_server_is_down_then_converge(backend: 
     machine.json("laptop", &["sync"]).await;
     assert_eq!(machine.json("laptop", &["conflicts"]).await, serde_json::json!([]));
     assert_eq!(library(&machine.json("laptop", &["ls"]).await), library(&machine.json("phone", &["ls"]).await));
+}
+
+/// `attach` and `conflicts resolve` go through the outbox like every edit: made while the server
+/// is down, they are kept (the file as the replica's own copy, so deleting the original changes
+/// nothing) and sent with the next sync, after the edits queued before them.
+async fn cl12_a_file_attached_and_a_conflict_settled_offline_reach_the_server_in_order(backend: Backend) {
+    let (_database, mut serve, machine) = two_devices(backend).await;
+    let id = machine.json("laptop", &["add", "Contested"]).await["id"].as_str().unwrap().to_owned();
+    machine.json("phone", &["sync"]).await;
+    machine.json("laptop", &["edit", &id, "--title", "The laptop's title"]).await;
+    machine.json("phone", &["edit", &id, "--title", "The phone's title"]).await;
+    let conflicts = machine.json("phone", &["conflicts"]).await;
+    let conflict_id = conflicts[0]["id"].as_str().unwrap().to_owned();
+
+    serve.stop().await;
+    let file = machine.home.path().join("notes.pdf");
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let created = machine.json("phone", &["add", "Made offline"]).await["id"].as_str().unwrap().to_owned();
+    let queued = machine.json("phone", &["attach", &created, file.to_str().unwrap()]).await;
+    assert_eq!((queued["pending"].as_bool(), queued["version"].as_i64(), queued["size"].as_i64()), (Some(true), Some(0), Some(200_000)));
+    std::fs::remove_file(&file).unwrap();
+    let shown = machine.json("phone", &["show", &created]).await;
+    assert_eq!(shown["attachments"][0]["filename"], "notes.pdf", "a queued attach shows at once: {shown}");
+    let resolved = machine.json("phone", &["conflicts", "resolve", &id, &conflict_id, "--value", "Both titles"]).await;
+    assert_eq!((resolved["title"].as_str(), resolved["conflicts"].as_array().map(Vec::len)), (Some("Both titles"), Some(0)));
+    let status = machine.json("phone", &["status"]).await;
+    assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("offline"), Some(3)));
+
+    serve.restart().await;
+    let report = machine.json("phone", &["sync"]).await;
+    assert_eq!(report["pushed"]["rejected"], serde_json::json!([]), "{report}");
+    let staged = std::fs::read_dir(machine.replica_path("phone").with_extension("sqlite3.files")).unwrap().count();
+    assert_eq!(staged, 0, "the replica's copy goes once the file is on the server");
+    machine.json("laptop", &["sync"]).await;
+    let settled = machine.json("laptop", &["show", &id]).await;
+    assert_eq!((settled["title"].as_str(), settled["conflicts"].as_array().map(Vec::len)), (Some("Both titles"), Some(0)));
+    let attached = machine.json("laptop", &["show", &created]).await["attachments"][0].clone();
+    assert!(attached["version"].as_i64() > Some(0), "{attached}");
+    let out = machine.home.path().join("fetched.pdf");
+    machine.json("laptop", &["fetch", &created, "notes.pdf", "--out", out.to_str().unwrap()]).await;
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    for profile in ["laptop", "phone"] {
+        let status = machine.json(profile, &["status"]).await;
+        assert_eq!((status["state"].as_str(), status["pendingCount"].as_u64()), (Some("synced"), Some(0)));
+    }
 }
 
 async fn cl2_kill_9_in_the_middle_of_a_large_push_loses_nothing_and_doubles_nothing(backend: Backend) {

@@ -5,10 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::json;
-use shelf_api::{
-    ConflictView, DeviceView, LoginResponse, MaterialCreateData, MaterialMutationResponse, RegisterResponse,
-    ResolveConflictRequest,
-};
+use shelf_api::{ConflictResolveData, ConflictView, DeviceView, LoginResponse, MaterialCreateData, RegisterResponse, ResolveConflictRequest};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -176,20 +173,15 @@ impl Client {
         self.note(self.http.json(request).await).await
     }
 
-    /// Settles a conflict (keep the server's value, take the device's, or write a new one),
-    /// then pulls the result.
-    pub async fn resolve_conflict(
-        &self,
-        material_id: Uuid,
-        conflict_id: Uuid,
-        resolution: ResolveConflictRequest,
-    ) -> ClientResult<LocalMaterial> {
-        self.ensure_signed_in().await?;
-        let path = format!("/api/materials/{material_id}/conflicts/{conflict_id}/resolve");
-        let request = self.http.request(Method::POST, &path).json(&resolution);
-        let _: MaterialMutationResponse = self.note(self.http.json(request).await).await?;
-        self.sync().await?;
-        self.material(material_id).await
+    /// Settles a conflict (keep the server's value, take the device's, or write a new one)
+    /// through the outbox, so it works offline; returns the edit's mutation id.
+    pub async fn resolve_conflict(&self, material_id: Uuid, conflict_id: Uuid, resolution: ResolveConflictRequest) -> ClientResult<i64> {
+        let data = match resolution {
+            ResolveConflictRequest::Server => ConflictResolveData::Server { conflict_id },
+            ResolveConflictRequest::Device => ConflictResolveData::Device { conflict_id },
+            ResolveConflictRequest::Custom { value } => ConflictResolveData::Custom { conflict_id, value },
+        };
+        self.edit(material_id, LocalEdit::ResolveConflict(data)).await
     }
 }
 

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attach;
 mod backoff;
 mod client;
 mod error;
@@ -29,6 +30,7 @@ mod status;
 mod sync;
 mod uploads;
 
+pub use attach::Attached;
 pub use backoff::Backoff;
 pub use client::{login, logout, register, Client};
 pub use error::{ClientError, ClientResult, SIGNED_OUT_MESSAGE};

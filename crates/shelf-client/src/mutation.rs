@@ -3,8 +3,13 @@
 //! protocol writes them.
 
 use serde_json::Value;
-use shelf_api::{BareEnvelope, Envelope, MaterialCreateData, MutationInput, NoData, ProgressInput, TagsInput, UpdateMaterialRequest};
-use shelf_core::{MaterialBody, MaterialTitle, PercentComplete, Position, ProgressUpdate, Tags, ValidationError};
+use shelf_api::{
+    AttachmentAddData, BareEnvelope, ConflictResolveData, Envelope, MaterialCreateData, MutationInput, NoData, ProgressInput, TagsInput,
+    UpdateMaterialRequest,
+};
+use shelf_core::{
+    ContentType, FileName, MaterialBody, MaterialTitle, PercentComplete, Position, ProgressUpdate, Sha256Hex, Tags, ValidationError,
+};
 use uuid::Uuid;
 
 /// One edit a user makes to one material, as queued in the outbox.
@@ -17,6 +22,11 @@ pub enum LocalEdit {
     DeleteProgress,
     AddTags(Vec<String>),
     RemoveTags(Vec<String>),
+    /// Settles a conflict; queued like any edit, so it can be decided offline.
+    ResolveConflict(ConflictResolveData),
+    /// Attaches an uploaded blob. Queued with the file it names (`outbox_files`): the entry is
+    /// sent only after its bytes reached the server.
+    AddAttachment(AttachmentAddData),
 }
 
 impl LocalEdit {
@@ -30,6 +40,8 @@ impl LocalEdit {
             LocalEdit::DeleteProgress => "progress.delete",
             LocalEdit::AddTags(_) => "tags.add",
             LocalEdit::RemoveTags(_) => "tags.remove",
+            LocalEdit::ResolveConflict(_) => "conflict.resolve",
+            LocalEdit::AddAttachment(_) => "attachment.add",
         }
     }
 
@@ -41,6 +53,8 @@ impl LocalEdit {
             LocalEdit::SetProgress(input) => serde_json::to_value(input),
             LocalEdit::AddTags(tags) | LocalEdit::RemoveTags(tags) => serde_json::to_value(TagsInput { tags: tags.clone() }),
             LocalEdit::Delete | LocalEdit::DeleteProgress => serde_json::to_value(NoData {}),
+            LocalEdit::ResolveConflict(data) => serde_json::to_value(data),
+            LocalEdit::AddAttachment(data) => serde_json::to_value(data),
         };
         // These are plain structs of strings and numbers; serialising them cannot fail.
         value.unwrap_or(Value::Null)
@@ -59,6 +73,8 @@ impl LocalEdit {
             "progress.delete" => LocalEdit::DeleteProgress,
             "tags.add" => LocalEdit::AddTags(parse::<TagsInput>(data)?.tags),
             "tags.remove" => LocalEdit::RemoveTags(parse::<TagsInput>(data)?.tags),
+            "conflict.resolve" => LocalEdit::ResolveConflict(parse(data)?),
+            "attachment.add" => LocalEdit::AddAttachment(parse(data)?),
             other => return Err(serde::de::Error::custom(format!("unknown mutation type {other:?}"))),
         })
     }
@@ -77,6 +93,8 @@ impl LocalEdit {
             LocalEdit::RemoveTags(tags) => {
                 MutationInput::TagsRemove(Envelope { mutation_id, id, base_version, data: TagsInput { tags } })
             }
+            LocalEdit::ResolveConflict(data) => MutationInput::ConflictResolve(Envelope { mutation_id, id, base_version, data }),
+            LocalEdit::AddAttachment(data) => MutationInput::AttachmentAdd(Envelope { mutation_id, id, base_version, data }),
         }
     }
 
@@ -114,7 +132,18 @@ impl LocalEdit {
             }
             LocalEdit::AddTags(tags) => LocalEdit::AddTags(Tags::parse(&tags)?.into_vec()),
             LocalEdit::RemoveTags(tags) => LocalEdit::RemoveTags(Tags::parse(&tags)?.into_vec()),
-            other @ (LocalEdit::Delete | LocalEdit::DeleteProgress) => other,
+            LocalEdit::ResolveConflict(ConflictResolveData::Custom { conflict_id, value }) => {
+                // The field (title or body) is known to the server only; a body's limits hold for both.
+                MaterialBody::parse(&value)?;
+                LocalEdit::ResolveConflict(ConflictResolveData::Custom { conflict_id, value })
+            }
+            LocalEdit::AddAttachment(data) => {
+                Sha256Hex::parse(&data.sha256)?;
+                FileName::parse(&data.filename)?;
+                ContentType::parse(&data.content_type)?;
+                LocalEdit::AddAttachment(data)
+            }
+            other @ (LocalEdit::Delete | LocalEdit::DeleteProgress | LocalEdit::ResolveConflict(_)) => other,
         })
     }
 }
@@ -146,6 +175,15 @@ mod tests {
             LocalEdit::DeleteProgress,
             LocalEdit::AddTags(vec!["a".into()]),
             LocalEdit::RemoveTags(vec!["a".into()]),
+            LocalEdit::ResolveConflict(ConflictResolveData::Custom { conflict_id: Uuid::now_v7(), value: "v".into() }),
+            LocalEdit::ResolveConflict(ConflictResolveData::Device { conflict_id: Uuid::now_v7() }),
+            LocalEdit::AddAttachment(AttachmentAddData {
+                attachment_id: Uuid::now_v7(),
+                sha256: "a".repeat(64),
+                filename: "slides.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: 3,
+            }),
         ];
         let id = Uuid::now_v7();
         for edit in edits {

@@ -86,13 +86,18 @@ impl Replica {
     /// The oldest pending entries, in order: at most `max_count`, and no more than `max_bytes` of
     /// JSON (always at least one, so an oversized edit is sent alone and judged).
     pub fn pending_batch(&self, max_count: usize, max_bytes: usize) -> ClientResult<Vec<MutationInput>> {
+        // An attach whose file is not on the server yet ends the batch: the outbox stays in order.
         let mut statement = self.conn().prepare_cached(
-            "SELECT mutation_id, material_id, base_version, type, data FROM outbox
-              WHERE state = 'pending' ORDER BY mutation_id LIMIT ?1",
+            "SELECT o.mutation_id, o.material_id, o.base_version, o.type, o.data, f.mutation_id IS NOT NULL FROM outbox o
+               LEFT JOIN outbox_files f ON f.mutation_id = o.mutation_id
+              WHERE o.state = 'pending' ORDER BY o.mutation_id LIMIT ?1",
         )?;
         let mut rows = statement.query([max_count as i64])?;
         let (mut batch, mut bytes) = (Vec::new(), 0usize);
         while let Some(row) = rows.next()? {
+            if row.get::<_, bool>(5)? {
+                break;
+            }
             let data: String = row.get(4)?;
             bytes += data.len() + 160;
             if !batch.is_empty() && bytes > max_bytes {
@@ -167,7 +172,7 @@ impl Replica {
     }
 }
 
-fn record(tx: &Transaction<'_>, id: Uuid, edit: LocalEdit, at: OffsetDateTime) -> ClientResult<i64> {
+pub(crate) fn record(tx: &Transaction<'_>, id: Uuid, edit: LocalEdit, at: OffsetDateTime) -> ClientResult<i64> {
     let key = id.to_string();
     let visible = crate::replica::read::visible_state(tx, &key)?.is_some();
     match (&edit, visible) {
@@ -207,7 +212,7 @@ fn rejected_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientResult<Reject
     }))
 }
 
-fn reject(tx: &Transaction<'_>, mutation_id: i64, code: &str, message: &str) -> ClientResult<Option<RejectedEdit>> {
+pub(crate) fn reject(tx: &Transaction<'_>, mutation_id: i64, code: &str, message: &str) -> ClientResult<Option<RejectedEdit>> {
     let changed = tx.execute(
         "UPDATE outbox SET state = 'rejected', code = ?2, message = ?3 WHERE mutation_id = ?1 AND state = 'pending'",
         params![mutation_id, code, message],

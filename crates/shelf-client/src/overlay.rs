@@ -6,13 +6,14 @@
 //! of it (docs/sync-protocol.md) replaces this local approximation.
 
 use serde::{Deserialize, Serialize};
-use shelf_api::{MaterialFields, ProgressInput, ProgressView};
+use shelf_api::{ConflictFieldView, ConflictResolveData, MaterialFields, ProgressInput, ProgressView};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::mutation::LocalEdit;
 
-/// One material as the device sees it (attachments are kept apart: they are not edited offline).
+/// One material as the device sees it (attachments are kept apart: the replica reads queued
+/// `attachment.add` entries beside the server's attachments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaterialState {
@@ -86,6 +87,21 @@ fn apply(id: Uuid, state: Option<MaterialState>, edit: &LocalEdit, at: OffsetDat
             s.material.tags.retain(|t| !tags.contains(t));
             s
         }),
+        // The server's and the device's texts live on the server; a new value is known here.
+        LocalEdit::ResolveConflict(data) => state.map(|mut s| {
+            let id = data.conflict_id();
+            let field = s.material.conflicts.iter().find(|c| c.id == id).map(|c| c.field);
+            s.material.conflicts.retain(|c| c.id != id);
+            if let (ConflictResolveData::Custom { value, .. }, Some(field)) = (data, field) {
+                match field {
+                    ConflictFieldView::Title => s.material.title = value.clone(),
+                    ConflictFieldView::Body => s.material.body = value.clone(),
+                }
+                s.material.updated_at = at;
+            }
+            s
+        }),
+        LocalEdit::AddAttachment(_) => state,
     }
 }
 
@@ -146,6 +162,22 @@ mod tests {
         let progress = state.progress.unwrap();
         assert_eq!(progress.study_seconds, 60, "study time adds");
         assert_eq!(progress.percent_complete, 40.0);
+    }
+
+    #[test]
+    fn a_settled_conflict_leaves_the_view_and_a_custom_value_shows_at_once() {
+        let id = Uuid::now_v7();
+        let (conflict, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let summary = |id, field| shelf_api::ConflictSummaryView { id, field, base_version: 1, created_at: OffsetDateTime::UNIX_EPOCH };
+        let mut server = fold(id, None, &[timed(create("t"))]).unwrap();
+        server.material.conflicts = vec![summary(conflict, ConflictFieldView::Body), summary(other, ConflictFieldView::Title)];
+        let custom = ConflictResolveData::Custom { conflict_id: conflict, value: "merged by hand".into() };
+        let state = fold(id, Some(server.clone()), &[timed(LocalEdit::ResolveConflict(custom))]).unwrap();
+        assert_eq!(state.material.body, "merged by hand");
+        assert_eq!(state.material.conflicts, [summary(other, ConflictFieldView::Title)]);
+        let keep_server = LocalEdit::ResolveConflict(ConflictResolveData::Server { conflict_id: other });
+        let kept = fold(id, Some(server), &[timed(keep_server)]).unwrap();
+        assert_eq!((kept.material.title.as_str(), kept.material.conflicts.len()), ("t", 1));
     }
 
     #[test]

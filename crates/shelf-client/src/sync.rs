@@ -14,6 +14,11 @@ use crate::client::Client;
 use crate::error::{ClientError, ClientResult};
 use crate::outbox::ReceiptSummary;
 use crate::replica::PageOutcome;
+use crate::uploads::Progress;
+
+fn no_progress() -> Progress {
+    std::sync::Arc::new(|_, _| {})
+}
 
 /// The server's limits: at most 500 mutations per batch (and its request body limit, 4 MiB by
 /// default, which the byte budget stays well under).
@@ -51,18 +56,27 @@ impl Client {
 
     /// [`Client::sync`], calling `observer` for every feed entry applied.
     pub async fn sync_observed(&self, observer: &mut ChangeObserver<'_>) -> ClientResult<SyncReport> {
+        self.sync_with(observer, &no_progress()).await
+    }
+
+    /// [`Client::sync`], reporting the upload of queued attachments' files to `progress`.
+    pub async fn sync_uploading(&self, progress: Progress) -> ClientResult<SyncReport> {
+        self.sync_with(&mut |_| {}, &progress).await
+    }
+
+    async fn sync_with(&self, observer: &mut ChangeObserver<'_>, progress: &Progress) -> ClientResult<SyncReport> {
         self.ensure_signed_in().await?;
         self.record_start().await?;
-        let result = self.sync_rounds(observer).await;
+        let result = self.sync_rounds(observer, progress).await;
         self.record_outcome(&result).await?;
         result
     }
 
-    async fn sync_rounds(&self, observer: &mut ChangeObserver<'_>) -> ClientResult<SyncReport> {
+    async fn sync_rounds(&self, observer: &mut ChangeObserver<'_>, progress: &Progress) -> ClientResult<SyncReport> {
         let mut report = SyncReport::default();
         // A new epoch or a lost tail turns acknowledged edits back into pending ones: push them again.
         for _ in 0..3 {
-            let pushed = self.push().await?;
+            let pushed = self.push_uploading(progress).await?;
             report.pushed.acknowledged += pushed.acknowledged;
             report.pushed.conflicts += pushed.conflicts;
             report.pushed.rejected.extend(pushed.rejected);
@@ -76,7 +90,13 @@ impl Client {
 
     /// Sends every pending edit, oldest first, and settles each by its receipt.
     pub async fn push(&self) -> ClientResult<ReceiptSummary> {
+        self.push_uploading(&no_progress()).await
+    }
+
+    /// [`Client::push`]; the files of queued attaches go first, reported to `progress`.
+    async fn push_uploading(&self, progress: &Progress) -> ClientResult<ReceiptSummary> {
         let mut summary = ReceiptSummary::default();
+        summary.rejected = self.send_queued_files(progress).await?;
         let mut max_bytes = BATCH_BYTES;
         let mut answered_first = None;
         loop {

@@ -1,5 +1,5 @@
-//! Attachments: a resumable tus upload (skipped when `HEAD /api/blobs/{sha256}` says the server
-//! already has the file), then the attach request; and downloads that resume with `Range` and
+//! Files: a resumable tus upload (skipped when `HEAD /api/blobs/{sha256}` says the server
+//! already has the file; the attach itself is an outbox edit, `attach.rs`); and downloads that resume with `Range` and
 //! verify the SHA-256 before the file appears under its name.
 
 use std::io::{Read, SeekFrom};
@@ -12,9 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
-use shelf_api::{AttachResponse, AttachmentView};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -82,27 +80,8 @@ pub struct Downloaded {
 }
 
 impl Client {
-    /// Uploads `path` (unless the server already holds it) and attaches it to the material.
-    pub async fn attach(&self, material_id: Uuid, path: &Path, progress: Progress) -> ClientResult<AttachmentView> {
-        // The material may exist only in the outbox so far: the server must know it first.
-        self.sync().await?;
-        self.material(material_id).await?;
-        let owned = path.to_owned();
-        let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned))
-            .await
-            .map_err(|e| ClientError::Protocol(format!("hashing task failed: {e}")))??;
-        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or("file").to_owned();
-        let result = self.upload(path, &sha256, size, &filename, progress).await;
-        self.note(result).await?;
-        let body = json!({"sha256": sha256, "filename": filename, "contentType": content_type_for(path), "size": size});
-        let request = self.http().request(Method::POST, &format!("/api/materials/{material_id}/attachments")).json(&body);
-        let attached: AttachResponse = self.note(self.http().json(request).await).await?;
-        self.sync().await?;
-        Ok(attached.attachment)
-    }
-
     /// tus: HEAD the blob, else create (or resume) an upload and PATCH from the stored offset.
-    async fn upload(&self, path: &Path, sha256: &str, size: u64, filename: &str, progress: Progress) -> ClientResult<()> {
+    pub(crate) async fn upload(&self, path: &Path, sha256: &str, size: u64, filename: &str, progress: Progress) -> ClientResult<()> {
         let head = self.http().request(Method::HEAD, &format!("/api/blobs/{sha256}"));
         match self.http().send(head).await {
             Ok(_) => {

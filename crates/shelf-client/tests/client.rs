@@ -309,6 +309,8 @@ async fn cl9_attach_resumes_an_interrupted_upload_and_skips_files_the_server_has
 
     let (seen, progress) = recorder();
     let attached = device.attach(first, &file, progress).await.unwrap();
+    assert!(!attached.pending);
+    let attached = attached.attachment;
     assert_eq!((attached.sha256.as_str(), attached.size, attached.content_type.as_str()), (sha256.as_str(), size as i64, "application/pdf"));
     assert_eq!(seen.lock().unwrap().first(), Some(&(half, size)), "the upload went on from the server's offset");
     assert_eq!(seen.lock().unwrap().last(), Some(&(size, size)));

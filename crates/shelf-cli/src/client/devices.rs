@@ -9,7 +9,7 @@ use shelf_api::{ConflictFieldView, ConflictSummaryView, ConflictView, ResolveCon
 use shelf_client::ClientError;
 use uuid::Uuid;
 
-use super::library::parse_id;
+use super::library::{parse_id, send};
 use super::{output, Context};
 
 #[derive(Args)]
@@ -127,7 +127,10 @@ pub async fn conflicts(context: &Context, args: ConflictsArgs) -> anyhow::Result
             (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?),
             (None, None) => None,
         };
-        let material = client.resolve_conflict(material_id, conflict_id, resolution(resolve.keep.as_deref(), custom)?).await?;
+        // Through the outbox: decided offline, it is sent with the next sync.
+        let mutation_id = client.resolve_conflict(material_id, conflict_id, resolution(resolve.keep.as_deref(), custom)?).await?;
+        send(context, &client, mutation_id).await?;
+        let material = client.material(material_id).await?;
         return match context.json {
             true => output::json(&material),
             false => output::line(&format!("Resolved; {}", output::material_line(&material))),

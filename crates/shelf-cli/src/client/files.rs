@@ -54,15 +54,17 @@ pub async fn attach(context: &Context, args: AttachArgs) -> anyhow::Result<()> {
     let (bar, progress) = progress_bar(context, "uploading");
     let result = client.attach(id, &args.file, progress).await;
     bar.finish_and_clear();
-    let attachment = result?;
+    let attached = result?;
     if context.json {
-        output::json(&attachment)
-    } else {
-        output::line(&format!(
-            "Attached {} ({} bytes, sha256 {}) as {}",
-            attachment.filename, attachment.size, attachment.sha256, attachment.id
-        ))
+        return output::json(&attached);
     }
+    let a = &attached.attachment;
+    if attached.pending {
+        let pending = client.status().await?.pending_count;
+        output::note(&format!("offline: {} is kept here and uploaded with the next shelf sync ({pending} change(s) wait)", a.filename));
+    }
+    let verb = if attached.pending { "Queued" } else { "Attached" };
+    output::line(&format!("{verb} {} ({} bytes, sha256 {}) as {}", a.filename, a.size, a.sha256, a.id))
 }
 
 pub async fn fetch(context: &Context, args: FetchArgs) -> anyhow::Result<()> {

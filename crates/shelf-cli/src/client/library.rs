@@ -161,6 +161,11 @@ async fn print_material(context: &Context, client: &Client, id: Uuid) -> anyhow:
 /// edit stays queued after a revocation, for the next login).
 async fn commit(context: &Context, client: &Client, id: Uuid, edit: LocalEdit) -> anyhow::Result<()> {
     let mutation_id = client.edit(id, edit).await?;
+    send(context, client, mutation_id).await
+}
+
+/// Tries to send a committed edit now, as [`commit`] does.
+pub(super) async fn send(context: &Context, client: &Client, mutation_id: i64) -> anyhow::Result<()> {
     match client.sync().await {
         Ok(_) => {}
         Err(ClientError::Unreachable { reason, .. }) => {

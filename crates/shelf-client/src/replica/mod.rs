@@ -17,7 +17,7 @@ use crate::error::{ClientError, ClientResult};
 pub use feed::{plan_page, PageOutcome, RowOp};
 pub use read::LocalMaterial;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Where the replica is in the server's history.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -67,6 +67,9 @@ impl Replica {
         }
         if version < 2 {
             tx.execute_batch(include_str!("schema_v2.sql"))?;
+        }
+        if version < 3 {
+            tx.execute_batch(include_str!("schema_v3.sql"))?;
         }
         if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -142,11 +145,13 @@ impl Replica {
     /// Removes everything: server state, cursor, outbox and session facts (a different account).
     pub fn clear(&mut self) -> ClientResult<()> {
         let tx = self.write()?;
+        let staged = Replica::clear_queued_files(&tx)?;
         tx.execute_batch(
             "DELETE FROM materials; DELETE FROM progress; DELETE FROM attachments; DELETE FROM outbox; DELETE FROM journal;
              DELETE FROM overlay; DELETE FROM uploads; DELETE FROM meta;",
         )?;
         tx.commit()?;
+        crate::attach::remove_staged(staged);
         Ok(())
     }
 }

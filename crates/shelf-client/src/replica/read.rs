@@ -29,6 +29,10 @@ impl Replica {
     pub fn materials(&self) -> ClientResult<Vec<LocalMaterial>> {
         let conn = self.conn();
         let mut attachments = attachments_by_material(conn)?;
+        let mut queued: HashMap<String, Vec<AttachmentView>> = HashMap::new();
+        for view in self.queued_attachments(None)? {
+            queued.entry(view.material_id.to_string()).or_default().push(view);
+        }
         let pending = pending_by_material(conn)?;
         let mut statement = conn.prepare(
             "SELECT m.id, m.data, p.data, o.id IS NOT NULL, o.state
@@ -50,7 +54,8 @@ impl Replica {
                 server_state_from(row.get::<_, Option<String>>(1)?.as_deref(), row.get::<_, Option<String>>(2)?.as_deref())?
             };
             if let Some(state) = state {
-                let attachments = attachments.remove(&id).unwrap_or_default();
+                let mut attachments = attachments.remove(&id).unwrap_or_default();
+                add_queued(&mut attachments, queued.remove(&id).unwrap_or_default());
                 let pending_changes = pending.get(&id).copied().unwrap_or(0);
                 out.push(LocalMaterial { material: state.material, progress: state.progress, attachments, pending_changes });
             }
@@ -68,6 +73,8 @@ impl Replica {
             .query_map([&key], |row| row.get::<_, String>(0))?
             .map(|data| Ok(serde_json::from_str(&data?)?))
             .collect::<ClientResult<Vec<AttachmentView>>>()?;
+        let mut attachments = attachments;
+        add_queued(&mut attachments, self.queued_attachments(Some(&key))?);
         let pending_changes =
             conn.query_row("SELECT count(*) FROM outbox WHERE material_id = ?1 AND state = 'pending'", [&key], |row| row.get(0))?;
         Ok(Some(LocalMaterial { material: state.material, progress: state.progress, attachments, pending_changes }))
@@ -123,6 +130,15 @@ fn attachments_by_material(conn: &Connection) -> ClientResult<HashMap<String, Ve
         out.entry(row.get(0)?).or_default().push(serde_json::from_str(&data)?);
     }
     Ok(out)
+}
+
+/// Adds the device's queued attaches the server's state does not show yet (`version` 0).
+fn add_queued(attachments: &mut Vec<AttachmentView>, queued: Vec<AttachmentView>) {
+    for view in queued {
+        if !attachments.iter().any(|a| a.id == view.id) {
+            attachments.push(view);
+        }
+    }
 }
 
 fn pending_by_material(conn: &Connection) -> ClientResult<HashMap<String, u32>> {
