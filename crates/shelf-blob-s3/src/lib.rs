@@ -171,4 +171,52 @@ mod tests {
             assert_eq!(store.extra_parts.available_permits(), EXTRA_PARTS);
         }
     }
+
+    /// The bucket's incomplete multipart uploads (S3's ListMultipartUploads).
+    async fn multipart_uploads(settings: &super::S3Settings) -> usize {
+        let url = format!("{}/{}?uploads", settings.endpoint.as_deref().unwrap(), settings.bucket);
+        let listing = reqwest::get(url).await.unwrap().text().await.unwrap();
+        listing.matches("<UploadId>").count()
+    }
+
+    /// A writer that dies in its first PATCH, after S3 created its multipart upload but before
+    /// any state naming it was recorded: abort, or the next writer's completion, still finds and
+    /// aborts that multipart upload (through its marker), so no parts stay in the bucket.
+    #[tokio::test]
+    async fn s3_staging_leaves_no_multipart_upload_of_a_writer_that_crashed_unrecorded() {
+        use super::staging::PART_SIZE;
+        use shelf_blob::{BlobKey, BlobStore};
+        let settings = new_bucket().await;
+        let store = super::S3BlobStore::new(&settings).unwrap();
+        let content: Vec<u8> = (0..PART_SIZE as u32 + 10).map(|i| (i % 241) as u8).collect();
+        let crash = |upload, key| {
+            let store = &store;
+            let content = &content;
+            async move {
+                let mut staged = store.open_staged(upload, &key, 0, None).await.unwrap();
+                staged.write(bytes::Bytes::copy_from_slice(content)).await.unwrap();
+                drop(staged); // never flushed, never recorded
+            }
+        };
+        let key = |n: u8| BlobKey { user: uuid::Uuid::new_v4(), sha256: format!("{n:02x}").repeat(32) };
+
+        let (upload, abandoned) = (uuid::Uuid::new_v4(), key(1));
+        crash(upload, abandoned.clone()).await;
+        assert_eq!(multipart_uploads(&settings).await, 1);
+        store.abort_staged(upload, None).await.unwrap();
+        assert_eq!(multipart_uploads(&settings).await, 0, "abort without a recorded state finds it");
+
+        let (upload, resumed) = (uuid::Uuid::new_v4(), key(2));
+        crash(upload, resumed.clone()).await;
+        let mut staged = store.open_staged(upload, &resumed, 0, None).await.unwrap();
+        staged.write(bytes::Bytes::copy_from_slice(&content)).await.unwrap();
+        staged.complete().await.unwrap();
+        assert_eq!(store.head(&resumed).await.unwrap().map(|m| m.size), Some(content.len() as u64));
+        assert_eq!(multipart_uploads(&settings).await, 0, "completion aborts the crashed writer's upload");
+        use futures::StreamExt;
+        use object_store::ObjectStore;
+        let prefix = object_store::path::Path::from(format!(".staging/{upload}/"));
+        let staged_objects = store.store.list(Some(&prefix)).count().await;
+        assert_eq!(staged_objects, 0);
+    }
 }

@@ -5,6 +5,13 @@
 //! the server with the offset, so the next writer, on any instance, reads the tail back and
 //! continues. A tail key names its offset, so a writer that crashes after writing a tail but
 //! before recording it can never overwrite the tail the recorded state points at.
+//!
+//! A multipart upload is unknown to S3's listing of objects, and a writer that crashes before
+//! recording its state would leave its multipart upload (and parts) behind for good. So right
+//! after creating one, the writer stores a small marker object beside the tails,
+//! `.staging/<upload>/multipart-<uuid>`, naming the upload's path and id; abort and completion
+//! read every marker but the recorded one and abort those multipart uploads. What is left is the
+//! instant between S3 creating the upload and the marker being stored (README: a lifecycle rule).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,7 +78,20 @@ struct State {
     parts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tail: Option<String>,
+    /// The marker object of `multipart`: kept at completion, while every other marker's upload
+    /// is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<String>,
 }
+
+/// A marker's content: enough to abort the multipart upload without the recorded state.
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    path: String,
+    multipart: String,
+}
+
+const MARKER: &str = "multipart-";
 
 fn staging_prefix(upload: uuid::Uuid) -> String {
     format!(".staging/{upload}/")
@@ -122,21 +142,41 @@ pub(crate) async fn open(
     }))
 }
 
-/// Removes the multipart upload (parts and all) and every staged tail, recorded or stray.
+/// Removes the multipart upload (parts and all), every multipart upload a marker names, and
+/// every staged tail, recorded or stray.
 pub(crate) async fn abort(store: &AmazonS3, upload: uuid::Uuid, state: Option<&str>) -> Result<(), BlobError> {
-    if let Some(State { path, multipart: Some(id), .. }) = parse(state)? {
-        match store.abort_multipart(&ObjectPath::from(path), &id).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(other) => return Err(map_err(other)),
-        }
+    let state = parse(state)?.unwrap_or_default();
+    if let Some(id) = &state.multipart {
+        abort_multipart(store, &state.path, id).await?;
     }
-    delete_staged_objects(store, upload).await
+    delete_staged_objects(store, upload, state.marker.as_deref()).await
 }
 
-async fn delete_staged_objects(store: &AmazonS3, upload: uuid::Uuid) -> Result<(), BlobError> {
+async fn abort_multipart(store: &AmazonS3, path: &str, id: &str) -> Result<(), BlobError> {
+    match store.abort_multipart(&ObjectPath::from(path), &id.to_owned()).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(other) => Err(map_err(other)),
+    }
+}
+
+/// Deletes the upload's staged objects; a marker other than `keep` first has its multipart
+/// upload aborted (a writer that crashed before recording it).
+async fn delete_staged_objects(store: &AmazonS3, upload: uuid::Uuid, keep: Option<&str>) -> Result<(), BlobError> {
     let prefix = ObjectPath::from(staging_prefix(upload));
     let objects: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(map_err)?;
     for object in objects {
+        let is_marker = object.location.filename().is_some_and(|name| name.starts_with(MARKER));
+        if is_marker && keep != Some(object.location.as_ref()) {
+            match store.get(&object.location).await {
+                Ok(found) => {
+                    let bytes = found.bytes().await.map_err(map_err)?;
+                    let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| BlobError::Backend(format!("unreadable marker: {e}")))?;
+                    abort_multipart(store, &marker.path, &marker.multipart).await?;
+                }
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(other) => return Err(map_err(other)),
+            }
+        }
         match store.delete(&object.location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(other) => return Err(map_err(other)),
@@ -180,7 +220,18 @@ impl S3Staged {
             Some(id) => id.clone(),
             None => {
                 let id = self.store.create_multipart(&path).await.map_err(map_err)?;
+                let marker = format!("{}{MARKER}{}", staging_prefix(self.upload), uuid::Uuid::new_v4().simple());
+                let marked = Marker { path: self.state.path.clone(), multipart: id.clone() };
+                let content = serde_json::to_vec(&marked).map_err(BlobError::backend)?;
+                if let Err(error) = self.store.put(&ObjectPath::from(marker.as_str()), Bytes::from(content).into()).await {
+                    // Unmarked, the upload could never be found again: abort it now.
+                    if let Err(abort) = abort_multipart(&self.store, &self.state.path, &id).await {
+                        tracing::warn!(%abort, upload = %self.upload, "could not abort an unmarked multipart upload");
+                    }
+                    return Err(map_err(error));
+                }
                 self.state.multipart = Some(id.clone());
+                self.state.marker = Some(marker);
                 id
             }
         };
@@ -328,7 +379,7 @@ impl StagedUpload for S3Staged {
                 _ => return Err(error),
             }
         }
-        if let Err(error) = delete_staged_objects(&self.store, self.upload).await {
+        if let Err(error) = delete_staged_objects(&self.store, self.upload, self.state.marker.as_deref()).await {
             tracing::warn!(%error, upload = %self.upload, "could not delete a stored upload's staged tails");
         }
         Ok(())
