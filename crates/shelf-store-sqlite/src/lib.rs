@@ -411,6 +411,19 @@ mod tests {
 
     shelf_store::contract_tests!(fresh);
 
+    /// Migration 0012: the small rows every write touches live in their key's B-tree (one page
+    /// per write instead of a rowid table's page and its key index's), ADR 0016.
+    #[tokio::test]
+    async fn small_hot_tables_are_without_rowid() {
+        let (_store, dir) = fresh().await;
+        let connection = rusqlite::Connection::open(dir.path().join("shelf.db")).unwrap();
+        for table in ["progress", "library_changes"] {
+            let without_rowid: bool =
+                connection.query_row("SELECT wr FROM pragma_table_list WHERE name = ?1", [table], |row| row.get(0)).unwrap();
+            assert!(without_rowid, "{table} is a WITHOUT ROWID table");
+        }
+    }
+
     /// Checkpoints run on their own thread: writes wake it every `NUDGE_EVERY` attempts, and
     /// everything written stays readable through them.
     #[tokio::test]
