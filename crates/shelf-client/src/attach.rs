@@ -22,7 +22,7 @@ use crate::error::{ClientError, ClientResult};
 use crate::mutation::LocalEdit;
 use crate::outbox::RejectedEdit;
 use crate::replica::{parse_time, Replica};
-use crate::uploads::{content_type_for, hash_file, Progress};
+use crate::uploads::{content_type_for, copy_hashing, hash_file, Progress};
 
 /// The outcome of [`Client::attach`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,7 +65,7 @@ impl Client {
 
         let synced = self.sync_uploading(progress).await;
         // Whatever kept the bytes from leaving, the queued attach must not depend on the original.
-        let staged = self.with_replica(move |r| r.stage_queued_file(mutation_id)).await;
+        let staged = self.stage_queued_file(mutation_id).await;
         let pending = match synced {
             Ok(_) => false,
             Err(ClientError::Unreachable { .. } | ClientError::NotSignedIn) => true,
@@ -100,6 +100,28 @@ impl Client {
             }
         }
         Ok(rejected)
+    }
+
+    /// Copies a queued attach's file into the replica's folder (unless already there or sent),
+    /// hashing as it copies, and points the entry at the copy; the replica stays free meanwhile.
+    /// A file that no longer matches its hash rejects the entry.
+    async fn stage_queued_file(&self, mutation_id: i64) -> ClientResult<()> {
+        let Some((original, sha256, folder)) = self.with_replica(move |r| r.unstaged_file(mutation_id)).await? else { return Ok(()) };
+        let copy = folder.join(format!("{mutation_id}-{sha256}"));
+        let partial = folder.join(format!("{mutation_id}-{sha256}.partial"));
+        let (from, to) = (original.clone(), partial.clone());
+        let copied = blocking(move || {
+            std::fs::create_dir_all(&folder)?;
+            Ok(copy_hashing(&from, &to)?)
+        })
+        .await?;
+        if copied != sha256 {
+            remove_staged(Some(partial));
+            let message = format!("{} changed while it was attached; attach it again", original.display());
+            return self.with_replica(move |r| r.reject_queued_file(mutation_id, "file_changed", &message).map(|_| ())).await;
+        }
+        std::fs::rename(&partial, &copy)?;
+        self.with_replica(move |r| r.mark_staged(mutation_id, &copy)).await
     }
 }
 
@@ -179,32 +201,27 @@ impl Replica {
         Ok(rejected)
     }
 
-    /// Copies a queued attach's file into the replica's folder (unless already there or sent) and
-    /// points the entry at the copy. A file that no longer matches its hash rejects the entry.
-    fn stage_queued_file(&mut self, mutation_id: i64) -> ClientResult<()> {
-        let Some(folder) = self.files_dir() else { return Ok(()) };
-        let queued: Option<(String, bool, String)> = self
+    /// A queued attach's original file, its hash and the folder for the replica's copy, unless
+    /// the entry was sent, is already a copy, or the replica lives in memory.
+    fn unstaged_file(&self, mutation_id: i64) -> ClientResult<Option<(PathBuf, String, PathBuf)>> {
+        let Some(folder) = self.files_dir() else { return Ok(None) };
+        let queued: Option<(String, String)> = self
             .conn()
             .query_row(
-                "SELECT f.path, f.staged, o.data FROM outbox_files f JOIN outbox o USING (mutation_id) WHERE f.mutation_id = ?1",
+                "SELECT f.path, o.data FROM outbox_files f JOIN outbox o USING (mutation_id) WHERE f.mutation_id = ?1 AND NOT f.staged",
                 [mutation_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        let Some((path, false, data)) = queued else { return Ok(()) };
+        let Some((path, data)) = queued else { return Ok(None) };
         let data: AttachmentAddData = serde_json::from_str(&data)?;
-        std::fs::create_dir_all(&folder)?;
-        let copy = folder.join(format!("{mutation_id}-{}", data.sha256));
-        let partial = folder.join(format!("{mutation_id}-{}.partial", data.sha256));
-        std::fs::copy(&path, &partial)?;
-        if hash_file(&partial)?.0 != data.sha256 {
-            remove_staged(Some(partial));
-            let message = format!("{path} changed while it was attached; attach it again");
-            return self.reject_queued_file(mutation_id, "file_changed", &message).map(|_| ());
-        }
-        std::fs::rename(&partial, &copy)?;
+        Ok(Some((PathBuf::from(path), data.sha256, folder)))
+    }
+
+    /// Points a queued attach at the replica's copy of its file.
+    fn mark_staged(&mut self, mutation_id: i64, copy: &Path) -> ClientResult<()> {
         let tx = self.write()?;
-        tx.execute("UPDATE outbox_files SET path = ?2, staged = 1 WHERE mutation_id = ?1", params![mutation_id, path_text(&copy)?])?;
+        tx.execute("UPDATE outbox_files SET path = ?2, staged = 1 WHERE mutation_id = ?1", params![mutation_id, path_text(copy)?])?;
         tx.commit()?;
         Ok(())
     }

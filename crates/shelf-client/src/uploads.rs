@@ -2,7 +2,7 @@
 //! already has the file; the attach itself is an outbox edit, `attach.rs`); and downloads that resume with `Range` and
 //! verify the SHA-256 before the file appears under its name.
 
-use std::io::{Read, SeekFrom};
+use std::io::{Read, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,20 @@ const ATTEMPTS: u32 = 5;
 
 /// The SHA-256 (lower-case hex) and size of a file.
 pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    hash_reading(path, |_| Ok(()))
+}
+
+/// Copies `from` to `to` (synced before it returns) in one read, returning the SHA-256 of the
+/// bytes copied.
+pub(crate) fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<String> {
+    let mut out = std::fs::File::create(to)?;
+    let (sha256, _) = hash_reading(from, |bytes| out.write_all(bytes))?;
+    out.sync_all()?;
+    Ok(sha256)
+}
+
+/// Reads `path` once, handing every chunk to `each`; returns its SHA-256 and size.
+fn hash_reading(path: &Path, mut each: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1024 * 1024];
@@ -37,6 +51,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
             break;
         }
         hasher.update(&buffer[..read]);
+        each(&buffer[..read])?;
         size += read as u64;
     }
     let digest = hasher.finalize();
