@@ -51,15 +51,19 @@ pub async fn admin_stats(pool: &SqlitePool, now: OffsetDateTime) -> StoreResult<
 }
 
 pub async fn renew_sessions(pool: &SqlitePool, devices: &[DeviceId], now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    // One statement per 500 sessions, not one per session: each statement is a round trip to
+    // sqlx's worker thread, and a restart's reconnecting streams renew thousands at once.
     let mut tx = pool.begin().await.map_err(db_err)?;
-    for device in devices {
-        sqlx::query("UPDATE sessions SET last_seen_at = ?1, expires_at = max(expires_at, ?2) WHERE id = ?3 AND expires_at > ?1")
-            .bind(micros(now))
-            .bind(micros(expires_at))
-            .bind(device.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+    for chunk in devices.chunks(500) {
+        let mut query = sqlx::QueryBuilder::new("UPDATE sessions SET last_seen_at = ");
+        query.push_bind(micros(now)).push(", expires_at = max(expires_at, ").push_bind(micros(expires_at));
+        query.push(") WHERE expires_at > ").push_bind(micros(now)).push(" AND id IN (");
+        let mut list = query.separated(", ");
+        for device in chunk {
+            list.push_bind(device.0);
+        }
+        query.push(")");
+        query.build().execute(&mut *tx).await.map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
 }

@@ -76,7 +76,16 @@ pub async fn au11_sessions_renew_while_in_use(store: &dyn Store) {
     for token in [&laptop.token_hash, &phone.token_hash] {
         assert_eq!(store.session_by_token_hash(token, later).await.unwrap().unwrap().expires_at, later + Duration::days(40), "renewed together");
     }
-    let dead = later + Duration::days(41);
+    // A batch as large as a restart's reconnecting streams make (backends may split it): the
+    // sessions at both ends of it are renewed, and ids that name no session change nothing.
+    let mut many: Vec<DeviceId> = (0..1200).map(|_| DeviceId(uuid::Uuid::new_v4())).collect();
+    many.insert(0, laptop.device_id);
+    many.push(phone.device_id);
+    store.renew_sessions(&many, later, later + Duration::days(50)).await.unwrap();
+    for token in [&laptop.token_hash, &phone.token_hash] {
+        assert_eq!(store.session_by_token_hash(token, later).await.unwrap().unwrap().expires_at, later + Duration::days(50), "renewed in a large batch");
+    }
+    let dead = later + Duration::days(51);
     store.renew_sessions(&[laptop.device_id], dead, dead + Duration::days(30)).await.unwrap();
     assert!(store.session_by_token_hash(&laptop.token_hash, dead).await.unwrap().is_none(), "an expired session is not revived");
 }
