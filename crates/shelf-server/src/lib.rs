@@ -59,7 +59,7 @@ impl AppState {
         let renewals = Arc::new(renewals);
         let session_reads = Arc::new(service::session_reads::SessionReads::start(store.clone()));
         let sessions = Arc::new(service::session_cache::SessionCache::new(settings.session_check_interval));
-        Ok(Self {
+        Ok(Self::from_shared(state::SharedState {
             store,
             bus,
             commits,
@@ -75,14 +75,14 @@ impl AppState {
             hashing,
             web: None,
             push,
-        })
+        }))
     }
 }
 
 impl AppState {
     /// Serves the browser app from `web` for every GET outside `/api` (see [`web`]).
     pub fn with_web_assets(mut self, web: Arc<dyn web::WebAssets>) -> Self {
-        self.web = Some(web);
+        self.shared_mut().web = Some(web);
         self
     }
 }
