@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -102,14 +101,21 @@ fn sample(state: &AppState) {
 /// Middleware (inside the router, so the route template is known): one count and one latency
 /// per request. Nothing at all while no recorder is installed: the facade's no-op recorder
 /// still had the labels built and hashed, ~6k instructions per request (ADR 0016, ninth session).
-pub async fn track_requests(request: Request, next: Next) -> Response {
+///
+/// `inner` is the rest of the request (`lib.rs` runs the cookie refresh there, so both share one
+/// `from_fn` layer: each such layer costs a boxed clone of the route and a boxed future).
+pub async fn track_requests<F, Fut>(request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if !RECORDING.load(Ordering::Acquire) {
-        return next.run(request).await;
+        return inner(request).await;
     }
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = inner(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     REQUEST_SERIES.record(&route, &method, response.status().as_u16(), elapsed);
     response
