@@ -112,12 +112,14 @@ where
     if !RECORDING.load(Ordering::Acquire) {
         return inner(request).await;
     }
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    // A `MatchedPath` clone shares its string: no allocation per request.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     let started = Instant::now();
     let response = inner(request).await;
     let elapsed = started.elapsed().as_secs_f64();
-    REQUEST_SERIES.record(&route, &method, response.status().as_u16(), elapsed);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    REQUEST_SERIES.record(route, &method, response.status().as_u16(), elapsed);
     response
 }
 
@@ -137,18 +139,24 @@ struct RequestSeries(RwLock<Option<HashMap<String, Vec<(Method, u16, Histogram, 
 impl RequestSeries {
     fn record(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         let matches = |(m, s, _, _): &&(Method, u16, Histogram, Counter)| m == method && *s == status;
-        {
+        let full = {
             let known = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some((_, _, latency, count)) = known.as_ref().and_then(|routes| routes.get(route)).and_then(|series| series.iter().find(matches)) {
+            let series = known.as_ref().and_then(|routes| routes.get(route));
+            if let Some((_, _, latency, count)) = series.and_then(|series| series.iter().find(matches)) {
                 latency.record(seconds);
                 count.increment(1);
                 return;
             }
-        }
+            series.is_some_and(|series| series.len() >= MAX_SERIES_PER_ROUTE)
+        };
         let latency = histogram!("shelf_http_request_duration_seconds", "method" => method.as_str().to_owned(), "route" => route.to_owned());
         let count = counter!("shelf_http_requests_total", "method" => method.as_str().to_owned(), "route" => route.to_owned(), "status" => status.to_string());
         latency.record(seconds);
         count.increment(1);
+        if full {
+            // A client inventing methods must not take the write lock from everyone else.
+            return;
+        }
         let mut known = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let series = known.get_or_insert_with(HashMap::new).entry(route.to_owned()).or_default();
         if series.len() < MAX_SERIES_PER_ROUTE && !series.iter().any(|entry| matches(&entry)) {
