@@ -20,14 +20,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use shelf_bus::ChangeBus;
 use shelf_store::Store;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use serve::{listen, LISTEN_BACKLOG};
@@ -106,15 +105,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        // Request metrics around the cookie refresh, in one layer (each `from_fn` layer costs a
-        // boxed clone of the route and a boxed future per request; ADR 0016).
-        .layer(axum::middleware::from_fn(|request: axum::extract::Request, next: axum::middleware::Next| {
-            metrics::track_requests(request, move |request| extract::refresh_renewed_cookie(request, next))
+        // One layer for everything around a request: its id, span and log lines, its metrics and
+        // the cookie refresh (each `from_fn` layer costs a boxed clone of the route and a boxed
+        // future per request; ADR 0016).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), |State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next| async move {
+            request_id::assign(&state, request, move |request| {
+                metrics::track_requests(request, move |request| extract::refresh_renewed_cookie(request, next))
+            })
+            .await
         }))
-        // The request's span is made by `request_id::assign`, which wraps this layer: the trace
-        // events (and everything the handler logs) land in it, request id included.
-        .layer(TraceLayer::new_for_http().make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id::assign))
         .with_state(state)
 }
 

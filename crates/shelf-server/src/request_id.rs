@@ -7,16 +7,19 @@
 //! `client.rs`), which sets it for the whole path through the proxies; otherwise the server
 //! makes one up.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use std::future::Future;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use tracing::Instrument;
 
 use crate::client::peer_is_trusted_proxy;
 use crate::state::AppState;
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// A constant name: a `&str` name is parsed and validated again on every use.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest id accepted from a proxy; longer ones are replaced.
 const MAX_LENGTH: usize = 128;
@@ -36,23 +39,44 @@ pub fn current() -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
-/// Middleware: picks the id, runs the request inside a `request` span and the task-local, and
-/// echoes the id in the response.
-pub async fn assign(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// The outermost per-request step (`lib.rs` runs the rest of the request, metrics and cookie
+/// refresh, as `inner`, in the same `from_fn` layer): picks the id, runs the request inside a
+/// `request` span and the task-local, logs its start and end there, and echoes the id in the
+/// response.
+///
+/// The start and end lines are what tower-http's `TraceLayer` wrote, with the same messages and
+/// levels (ERROR "response failed" for a 5xx); doing it here saves that layer's wrapped future
+/// and wrapped body on every request and stream event (ADR 0016, tenth session).
+pub async fn assign<F, Fut>(state: &AppState, mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let from_proxy = peer_is_trusted_proxy(request.extensions(), &state.settings.trusted_proxies)
-        .then(|| request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| acceptable(id)))
+        .then(|| request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| acceptable(id)))
         .flatten()
         .map(str::to_owned);
     let id = from_proxy.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
-        route = route.as_deref().unwrap_or("-"),
+        route = request.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str),
     );
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = CURRENT.scope(id.clone(), next.run(request).instrument(span)).await;
+    let logged = async move {
+        tracing::debug!("started processing request");
+        let started = Instant::now();
+        let response = inner(request).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        let status = response.status().as_u16();
+        tracing::debug!(latency_ms, status, "finished processing request");
+        if response.status().is_server_error() {
+            tracing::error!(latency_ms, status, "response failed");
+        }
+        response
+    };
+    let mut response = CURRENT.scope(id.clone(), logged.instrument(span)).await;
     match HeaderValue::from_str(&id) {
         Ok(value) => {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
