@@ -493,4 +493,44 @@ mod tests {
         assert!(longest < backstop * 3 / 4, "{n} writes, {frames_written}+ frames: the WAL reached {longest} frames (backstop {backstop})");
         assert_eq!(store.library_version(user).await.unwrap().0, 1 + n as i64);
     }
+
+    /// A nudge comes every `NUDGE_EVERY` attempts, which under many writers is every millisecond
+    /// or so; each checkpoint ends with a sync of the database file, so they start at most once
+    /// per `MIN_INTERVAL` however fast the writes come.
+    #[tokio::test]
+    async fn checkpoints_start_at_most_once_per_interval_under_fast_writes() {
+        use shelf_core::{Email, LibraryMutation, MaterialBody, MaterialId, MaterialTitle, Tags};
+        use shelf_store::Store;
+        let (store, _dir) = fresh().await;
+        let store = std::sync::Arc::new(store);
+        let now = shelf_core::truncate_to_micros(time::OffsetDateTime::now_utc());
+        let user = store.create_user(&Email::parse("pace@example.com").unwrap(), "hash", now).await.unwrap();
+        let started = std::time::Instant::now();
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..60 {
+                        let create = LibraryMutation::CreateMaterial {
+                            id: MaterialId::new(),
+                            title: MaterialTitle::parse(&format!("w{writer} m{n}")).unwrap(),
+                            body: MaterialBody::parse("body").unwrap(),
+                            tags: Tags::parse(&["t"]).unwrap(),
+                            progress: None,
+                        };
+                        store.apply(user, &create, now).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let ran = store.library_writer.checkpoints();
+        let elapsed = started.elapsed();
+        // A checkpoint that has ended by now started by now: at most one per interval, plus the first.
+        let most = elapsed.as_millis() / super::checkpoint::MIN_INTERVAL.as_millis() + 1;
+        assert!(u128::from(ran) <= most, "{ran} checkpoints in {elapsed:?} (at most {most})");
+        assert_eq!(store.library_version(user).await.unwrap().0, 1 + 480);
+    }
 }
