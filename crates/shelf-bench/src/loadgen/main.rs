@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     println!("accounts: {} users × {} devices ready in {:.1} s", users.len(), args.devices, setup.elapsed().as_secs_f64());
 
     let before = args.server_pid.map(ProcessStats::read).transpose()?;
+    let own_before = ProcessStats::read(std::process::id())?;
     let arrivals = Arc::new(Arrivals::default());
     let opening = Instant::now();
     let streams = open_streams(&args, &users, arrivals.clone()).await?;
@@ -98,6 +99,17 @@ async fn main() -> anyhow::Result<()> {
         streams.len() as f64 / open_time.as_secs_f64()
     );
     let connected = args.server_pid.map(ProcessStats::read).transpose()?;
+    // Both processes share the machine: the load generator's own CPU tells whether it or the
+    // server bounded the time to open.
+    let own_cpu = ProcessStats::read(std::process::id())?.cpu_seconds - own_before.cpu_seconds;
+    match (&before, &connected) {
+        (Some(before), Some(connected)) => println!(
+            "CPU to open them: server {:.2} s, load generator {:.2} s",
+            connected.cpu_seconds - before.cpu_seconds,
+            own_cpu
+        ),
+        _ => println!("CPU to open them: load generator {own_cpu:.2} s"),
+    }
     if let (Some(before), Some(connected)) = (&before, &connected) {
         let per_stream = (connected.rss_bytes as f64 - before.rss_bytes as f64) / streams.len().max(1) as f64;
         println!(

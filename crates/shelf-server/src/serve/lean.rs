@@ -1,12 +1,14 @@
 //! Serves one event stream on a connection that hyper never saw (see the module doc of
 //! `serve`): the request goes through the router like any other, and the response is written
-//! here — the head once, then each event as an HTTP/1.1 chunk, straight to the socket.
+//! here — the head with the first event, then each event as an HTTP/1.1 chunk, straight to the
+//! socket.
 //!
 //! What a stream holds while idle is its response body (the stream state machine), the socket,
 //! and 16 bytes to notice the client closing; no read or write buffer lives between events.
 //! Every response here says `connection: close`: the connection ends with its one response.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -28,11 +30,12 @@ pub(super) async fn serve(mut socket: TcpStream, request: Request<()>, peer: Soc
     };
     let (parts, mut body) = response.into_parts();
     let length = http_body::Body::size_hint(&body).exact();
-    if socket.write_all(response_head(&parts, length).as_bytes()).await.is_err() {
-        return;
-    }
+    let mut head = response_head(&parts, length).into_bytes();
     match length {
         Some(_) => {
+            if socket.write_all(&head).await.is_err() {
+                return;
+            }
             while let Some(Ok(frame)) = body.frame().await {
                 if let Ok(data) = frame.into_data() {
                     if socket.write_all(&data).await.is_err() {
@@ -41,10 +44,36 @@ pub(super) async fn serve(mut socket: TcpStream, request: Request<()>, peer: Soc
                 }
             }
         }
-        None => stream_chunks(&mut socket, body).await,
+        None => {
+            // A stream's first event (the current version) is made at once: it leaves with the
+            // head in one write, which saves a send and a wake-up of the client per stream.
+            let first = body.frame().await;
+            let ended = match first {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref().filter(|data| !data.is_empty()) {
+                        push_chunk(&mut head, data);
+                    }
+                    false
+                }
+                // The head goes out, then the connection ends without the last chunk.
+                Some(Err(_)) => true,
+                None => {
+                    head.extend_from_slice(LAST_CHUNK);
+                    true
+                }
+            };
+            if socket.write_all(&head).await.is_err() || ended {
+                return;
+            }
+            drop(head); // not held for the stream's life
+            stream_chunks(&mut socket, body).await;
+        }
     }
     let _ = socket.shutdown().await; // a peer already gone needs no goodbye
 }
+
+/// The chunk that ends a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Writes each body frame as a chunk until the body ends or the client goes away.
 async fn stream_chunks(socket: &mut TcpStream, mut body: Body) {
@@ -64,7 +93,7 @@ async fn stream_chunks(socket: &mut TcpStream, mut body: Body) {
                 // Ended without the last chunk: the client sees a broken stream, as with hyper.
                 Some(Err(_)) => return,
                 None => {
-                    let _ = writer.write_all(b"0\r\n\r\n").await; // the last chunk; a client gone has it all
+                    let _ = writer.write_all(LAST_CHUNK).await; // a client gone has it all
                     return;
                 }
             },
@@ -79,10 +108,15 @@ async fn stream_chunks(socket: &mut TcpStream, mut body: Body) {
 /// One chunk in one write: size line, data, CRLF.
 async fn write_chunk(writer: &mut (impl AsyncWrite + Unpin), data: &Bytes) -> std::io::Result<()> {
     let mut chunk = Vec::with_capacity(data.len() + 12);
-    chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    chunk.extend_from_slice(data);
-    chunk.extend_from_slice(b"\r\n");
+    push_chunk(&mut chunk, data);
     writer.write_all(&chunk).await
+}
+
+/// Appends `data` as one chunk: its size in hex, CRLF, the data, CRLF.
+fn push_chunk(buffer: &mut Vec<u8>, data: &[u8]) {
+    let _ = write!(buffer, "{:x}\r\n", data.len()); // a Vec: infallible
+    buffer.extend_from_slice(data);
+    buffer.extend_from_slice(b"\r\n");
 }
 
 /// The status line and headers, with the framing this writer uses.
