@@ -95,6 +95,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub rate_limits: RateLimits,
     pub hashing_queue: usize,
+    /// Runtime worker threads; `None` is tokio's default, one per core.
+    pub worker_threads: Option<usize>,
     pub sse_heartbeat: Duration,
     pub bus: BusChoice,
     pub bus_poll_interval: Duration,
@@ -124,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("rate_limits", &self.rate_limits)
             .field("hashing_queue", &self.hashing_queue)
+            .field("worker_threads", &self.worker_threads)
             .field("sse_heartbeat", &self.sse_heartbeat)
             .field("bus", &match &self.bus {
                 BusChoice::Redis(url) => format!("Redis({})", redact_url(url)),
@@ -254,6 +257,10 @@ impl Config {
                 })
             })
             .transpose()?;
+        let worker_threads = args.worker_threads.or(file.worker_threads);
+        if let Some(threads) = worker_threads {
+            anyhow::ensure!((1..=MAX_WORKER_THREADS).contains(&threads), "--worker-threads must be 1 to {MAX_WORKER_THREADS} (got {threads})");
+        }
         Ok(Self {
             push_allowed_hosts,
             vapid_private_key,
@@ -275,6 +282,7 @@ impl Config {
             trusted_proxies,
             rate_limits,
             hashing_queue: args.hashing_queue.or(file.hashing_queue).unwrap_or(64),
+            worker_threads,
             sse_heartbeat: Duration::from_secs(sse_heartbeat_secs),
             bus,
             bus_poll_interval,
@@ -358,6 +366,9 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
 }
 
+/// Most runtime worker threads `--worker-threads` takes: beyond the cores they only add switching.
+const MAX_WORKER_THREADS: usize = 1024;
+
 const KNOWN_ENV: &[&str] = &[
     "SHELF_CONFIG",
     "SHELF_LISTEN",
@@ -376,6 +387,7 @@ const KNOWN_ENV: &[&str] = &[
     "SHELF_REGISTRATIONS_PER_ADDRESS",
     "SHELF_RATE_LIMIT_WINDOW_SECS",
     "SHELF_HASHING_QUEUE",
+    "SHELF_WORKER_THREADS",
     "SHELF_SSE_HEARTBEAT_SECS",
     "SHELF_BUS",
     "SHELF_BUS_POLL_MILLIS",

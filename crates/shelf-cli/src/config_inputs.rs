@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// [default: 64].
     #[arg(long, env = "SHELF_HASHING_QUEUE")]
     pub hashing_queue: Option<usize>,
+    /// Runtime threads that serve requests and streams, 1–1024 [default: one per core]. One on
+    /// a two-core machine spends less CPU per write but lets a long request delay the others
+    /// (README, "Running it").
+    #[arg(long, env = "SHELF_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Seconds between heartbeat comments on event streams [default: 30].
     #[arg(long, env = "SHELF_SSE_HEARTBEAT_SECS")]
     pub sse_heartbeat_secs: Option<u64>,
@@ -142,6 +147,7 @@ pub struct FileConfig {
     pub registrations_per_address: Option<u32>,
     pub rate_limit_window_secs: Option<u64>,
     pub hashing_queue: Option<usize>,
+    pub worker_threads: Option<usize>,
     pub sse_heartbeat_secs: Option<u64>,
     pub bus: Option<String>,
     pub bus_poll_millis: Option<u64>,

@@ -119,6 +119,7 @@ fn proxies_origins_cookies_and_limits_resolve() {
         "--login-failures-per-account", "5",
         "--registrations-per-address", "0",
         "--hashing-queue", "8",
+        "--worker-threads", "1",
     ])
     .unwrap();
     assert_eq!(config.trusted_proxies.networks.len(), 2);
@@ -127,9 +128,12 @@ fn proxies_origins_cookies_and_limits_resolve() {
     assert_eq!(config.secure_cookies, Some(true));
     assert_eq!((config.rate_limits.login_failures_per_account, config.rate_limits.registrations_per_address), (5, 0));
     assert_eq!(config.rate_limits.login_failures_per_address, RateLimits::default().login_failures_per_address);
-    assert_eq!(config.hashing_queue, 8);
+    assert_eq!((config.hashing_queue, config.worker_threads), (8, Some(1)));
     let defaults = resolve(&[]).unwrap();
     assert_eq!((defaults.secure_cookies, defaults.rate_limits, defaults.hashing_queue), (None, RateLimits::default(), 64));
+    assert_eq!(defaults.worker_threads, None, "tokio's default: one per core");
+    assert!(error(&["--worker-threads", "0"]).contains("--worker-threads must be 1 to 1024"));
+    assert!(error(&["--worker-threads", "5000"]).contains("--worker-threads"));
     assert!(error(&["--proxy-header", "forwarded"]).contains("--trusted-proxies"));
     assert!(error(&["--trusted-proxies", "10.0.0.0/40"]).contains("--trusted-proxies"));
     assert!(error(&["--allowed-origins", "example.com"]).contains("--allowed-origins"));

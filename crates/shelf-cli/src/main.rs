@@ -46,28 +46,25 @@ enum Command {
     Client(client::ClientCommand),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => match Config::load(*args) {
-            Ok(config) => {
+        // `serve` reads its configuration before the runtime starts: it says how many threads.
+        Command::Serve(args) => Config::load(*args).and_then(|config| {
+            block_on(config.worker_threads, async move {
                 init_server_logs(config.log_format);
                 serve(config).await
-            }
-            Err(error) => Err(error),
-        },
-        Command::Admin(command) => admin::run(command, cli.json).await,
+            })
+        }),
+        Command::Admin(command) => block_on(None, admin::run(command, cli.json)),
         Command::Openapi => shelf_server::openapi_json().map(|document| println!("{document}")).map_err(anyhow::Error::from),
         Command::Client(command) => {
             // Client commands log only when asked to: stdout is their output, stderr their errors.
             if let Ok(filter) = EnvFilter::try_from_default_env() {
                 tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
             }
-            match client::Profile::new(&cli.profile) {
-                Ok(profile) => client::run(command, client::Context { profile, json: cli.json }).await,
-                Err(error) => Err(error),
-            }
+            client::Profile::new(&cli.profile)
+                .and_then(|profile| block_on(None, client::run(command, client::Context { profile, json: cli.json })))
         }
     };
     match result {
@@ -79,6 +76,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `work` on a multi-thread runtime with `worker_threads` workers (tokio's default, one per
+/// core, when `None`).
+fn block_on(worker_threads: Option<usize>, work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build().context("could not start the async runtime")?.block_on(work)
 }
 
 /// Server logs on stdout (as before), as text or one JSON object per line; either way each line of a request
