@@ -62,11 +62,13 @@ pub(super) async fn serve(mut socket: TcpStream, request: Request<()>, peer: Soc
                     true
                 }
             };
-            if socket.write_all(&head).await.is_err() || ended {
+            if socket.write_all(&head).await.is_err() {
                 return;
             }
             drop(head); // not held for the stream's life
-            stream_chunks(&mut socket, body).await;
+            if !ended {
+                stream_chunks(&mut socket, body).await;
+            }
         }
     }
     let _ = socket.shutdown().await; // a peer already gone needs no goodbye
@@ -142,4 +144,46 @@ fn response_head(parts: &response::Parts, length: Option<u64>) -> String {
         None => head.push_str("transfer-encoding: chunked\r\n\r\n"),
     }
     head
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A test: a failed unwrap is a failed test.
+
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    /// Serves `body` as the one response of a lean connection and returns every byte the client
+    /// read until the server closed the connection.
+    async fn served(body: fn() -> Body) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (socket, peer) = listener.accept().await.unwrap();
+        let router = Router::new().route("/events", get(move || async move { body() }));
+        let request = axum::http::Request::get("/events").body(()).unwrap();
+        super::serve(socket, request, peer, router).await;
+        let mut read = String::new();
+        client.read_to_string(&mut read).await.unwrap();
+        read
+    }
+
+    /// The head (written with the first frame), one chunk per frame, and the body's end as the last
+    /// chunk before the connection closes.
+    #[tokio::test]
+    async fn a_stream_is_its_head_then_one_chunk_per_frame_then_the_last_chunk() {
+        let two = || Body::from_stream(futures::stream::iter(["first", "second"].map(|s| Ok::<_, Infallible>(Bytes::from(s)))));
+        let read = served(two).await;
+        let (head, body) = read.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("transfer-encoding: chunked"), "{head}");
+        assert_eq!(body, "5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n");
+
+        let none = || Body::from_stream(futures::stream::empty::<Result<Bytes, Infallible>>());
+        let read = served(none).await;
+        assert!(read.ends_with("transfer-encoding: chunked\r\n\r\n0\r\n\r\n"), "an empty body is the last chunk alone: {read}");
+    }
 }
