@@ -102,15 +102,8 @@ async fn main() -> anyhow::Result<()> {
     // Both processes share the machine: the load generator's own CPU tells whether it or the
     // server bounded the time to open.
     let own_cpu = ProcessStats::read(std::process::id())?.cpu_seconds - own_before.cpu_seconds;
-    match (&before, &connected) {
-        (Some(before), Some(connected)) => println!(
-            "CPU to open them: server {:.2} s, load generator {:.2} s",
-            connected.cpu_seconds - before.cpu_seconds,
-            own_cpu
-        ),
-        _ => println!("CPU to open them: load generator {own_cpu:.2} s"),
-    }
     if let (Some(before), Some(connected)) = (&before, &connected) {
+        println!("CPU to open them: server {:.2} s, load generator {own_cpu:.2} s", connected.cpu_seconds - before.cpu_seconds);
         let per_stream = (connected.rss_bytes as f64 - before.rss_bytes as f64) / streams.len().max(1) as f64;
         println!(
             "server RSS: {:.1} MiB before, {:.1} MiB with streams open: {:.0} bytes ({:.1} KiB) per stream",
@@ -119,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
             per_stream,
             per_stream / 1024.0
         );
+    } else {
+        println!("CPU to open them: load generator {own_cpu:.2} s");
     }
     if args.hold_seconds > 0 {
         tokio::time::sleep(Duration::from_secs(args.hold_seconds)).await;
