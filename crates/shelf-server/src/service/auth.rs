@@ -191,12 +191,11 @@ pub(crate) async fn refund_and_return(store: &dyn Store, reservation: Reservatio
 }
 
 /// Resolves a token to its live session, from `cache` when it resolved there within the
-/// cache's TTL (one second) and has not expired since, else from the database (read together
-/// with the other requests reading at that moment, `reads`). At most once a
-/// minute it refreshes last-seen and slides the expiry to the session lifetime from now, in one
-/// transaction with the other requests renewing at that moment (`renewals`): a session in use
-/// does not expire (spec AU11); one left unused for its lifetime does. The flag says whether it renewed (a
-/// cookie's `Max-Age` follows).
+/// cache's TTL and has not expired since, else from the database (read together with the other
+/// requests reading at that moment, `reads`). At most once a minute it queues a renewal
+/// (`renewals`, not waited for): last-seen now and the expiry slid to the session lifetime from
+/// now, so a session in use does not expire (spec AU11); one left unused for its lifetime does.
+/// The flag says whether it renewed (a cookie's `Max-Age` follows).
 pub async fn authenticate(cache: &SessionCache, reads: &SessionReads, renewals: &Renewals, token: &str) -> ApiResult<(SessionAuth, bool)> {
     if token.is_empty() || token.len() > 256 {
         return Err(ApiError::Unauthenticated);
@@ -213,9 +212,10 @@ pub async fn authenticate(cache: &SessionCache, reads: &SessionReads, renewals: 
         }
     };
     if at - session.last_seen_at > TOUCH_INTERVAL {
-        renewals.renew(session.device_id).await?;
-        // The cached last-seen time is now old; the next request reads the renewed session.
-        cache.forget(&digest);
+        renewals.renew(session.device_id);
+        // So that the next requests do not queue it again. The cached expiry stays the one the
+        // database holds: the cache never extends a session.
+        cache.seen(&digest, at);
         return Ok((session, true));
     }
     Ok((session, false))

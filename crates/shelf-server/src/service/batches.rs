@@ -1,4 +1,4 @@
-//! Requests of the same moment, served by one store call (`renewals.rs`, `session_reads.rs`).
+//! Requests of the same moment, served by one store call (`session_reads.rs`).
 //!
 //! Each request queues its key and waits; one task takes whatever has queued up (at most `max`),
 //! makes one call for all of it, and answers each request from that call. A request therefore

@@ -160,10 +160,14 @@ impl SessionCache {
         shard.insert(digest, Entry { session, cached_at: Instant::now() });
     }
 
-    /// Forgets one token (its session was just renewed; the next request reads the new expiry).
-    pub fn forget(&self, digest: &TokenDigest) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.shard(digest).remove(digest);
+    /// Records that `digest`'s session was renewed at `at`, so the next requests do not renew it
+    /// again. Only the last-seen time changes: the expiry stays what the database said, as the
+    /// renewal may not have committed (and may never). Nothing is added: an entry evicted
+    /// meanwhile stays out.
+    pub fn seen(&self, digest: &TokenDigest, at: OffsetDateTime) {
+        if let Some(entry) = self.shard(digest).get_mut(digest) {
+            entry.session.last_seen_at = entry.session.last_seen_at.max(at);
+        }
     }
 
     /// Forgets every token of these devices.
@@ -247,6 +251,20 @@ mod tests {
         assert_eq!(cache.get(&[1; 32], now).map(|s| s.device_id), Some(cached.device_id));
         assert!(cache.get(&[1; 32], cached.expires_at).is_none(), "not at its expiry");
         assert!(cache.get(&[1; 32], now).is_none(), "and the expired entry is gone");
+    }
+
+    #[test]
+    fn a_renewal_moves_the_cached_last_seen_time_only_and_adds_nothing() {
+        let cache = checked(SessionCache::with_limits(Duration::from_secs(3600), Duration::from_secs(3600)));
+        let cached = session(time::Duration::seconds(30));
+        cache.insert([5; 32], cached.clone(), cache.generation());
+        let later = cached.last_seen_at + time::Duration::minutes(2);
+        cache.seen(&[5; 32], later);
+        let served = cache.get(&[5; 32], OffsetDateTime::now_utc()).expect("still cached");
+        assert_eq!(served.last_seen_at, later);
+        assert_eq!(served.expires_at, cached.expires_at, "the renewal may not have committed: the expiry is the database's");
+        cache.seen(&[6; 32], later);
+        assert!(cache.get(&[6; 32], OffsetDateTime::now_utc()).is_none(), "an uncached token stays uncached");
     }
 
     #[test]

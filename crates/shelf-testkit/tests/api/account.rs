@@ -28,6 +28,20 @@ fn ids(user_id: &str, device_id: &str) -> (UserId, DeviceId) {
     (UserId(uuid::Uuid::parse_str(user_id).unwrap()), DeviceId(uuid::Uuid::parse_str(device_id).unwrap()))
 }
 
+/// The session of `hash` once its expiry is past `after`: a request does not wait for its
+/// renewal's commit (ADR 0018), so it lands shortly after the answer.
+async fn renewed_past(server: &TestServer, hash: &[u8], now: time::OffsetDateTime, after: time::OffsetDateTime) -> shelf_store::SessionAuth {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let session = server.store.session_by_token_hash(hash, now).await.unwrap().unwrap();
+        if session.expires_at > after {
+            return session;
+        }
+        assert!(std::time::Instant::now() < deadline, "not renewed within {WAIT:?}: still expires at {:?}", session.expires_at);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn au11_a_session_in_use_slides_its_expiry(backend: Backend) {
     let server = TestServer::start(backend).await;
     let user = server.user().await;
@@ -38,29 +52,38 @@ async fn au11_a_session_in_use_slides_its_expiry(backend: Backend) {
     // As if the last request was two minutes ago: the next one renews (at most once a minute).
     server.store.touch_session(device, now - time::Duration::minutes(2)).await.unwrap();
     assert_eq!(server.get("/api/library/version", &user.token).await.status, StatusCode::OK);
-    let renewed = server.store.session_by_token_hash(&hash, now).await.unwrap().unwrap();
-    assert!(renewed.expires_at > issued.expires_at, "{:?} → {:?}", issued.expires_at, renewed.expires_at);
+    let renewed = renewed_past(&server, &hash, now, issued.expires_at).await;
     assert!(renewed.last_seen_at >= now);
-    // Within the minute nothing is written again.
+    // Within the minute nothing is queued again (checked below, once a later renewal has landed).
     assert_eq!(server.get("/api/library/version", &user.token).await.status, StatusCode::OK);
-    let again = server.store.session_by_token_hash(&hash, now).await.unwrap().unwrap();
-    assert_eq!(again.expires_at, renewed.expires_at);
 
-    // A browser's cookie slides with its session; a logout's clearing still wins.
+    // A browser's cookie slides with its session.
     let browser = server.login(&user, "browser").await;
-    let token = browser.body["token"].as_str().unwrap().to_owned();
-    let (_, browser_device) = ids(&user.user_id, browser.body["deviceId"].as_str().unwrap());
-    let with_cookie = |method: Method, path: &str| {
+    let with_cookie = |token: &str, method: Method, path: &str| {
         server.client.request(method, server.url(path)).header("cookie", format!("shelf_session={token}")).header("x-shelf-csrf", "1")
     };
     let set_cookie = |response: &reqwest::Response| response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    let token = browser.body["token"].as_str().unwrap().to_owned();
+    let browser_hash = shelf_server::service::auth::token_hash(&token);
+    let (_, browser_device) = ids(&user.user_id, browser.body["deviceId"].as_str().unwrap());
+    let browser_issued = server.store.session_by_token_hash(&browser_hash, now).await.unwrap().unwrap();
     server.store.touch_session(browser_device, now - time::Duration::minutes(2)).await.unwrap();
-    let renewed = with_cookie(Method::GET, "/api/library/version").send().await.unwrap();
-    let cookie = set_cookie(&renewed).expect("the renewed session's cookie is sent again");
+    let renewed_cookie = with_cookie(&token, Method::GET, "/api/library/version").send().await.unwrap();
+    let cookie = set_cookie(&renewed_cookie).expect("the renewed session's cookie is sent again");
     assert!(cookie.starts_with(&format!("shelf_session={token};")) && cookie.contains("Max-Age=2592000"), "{cookie}");
-    assert_eq!(set_cookie(&with_cookie(Method::GET, "/api/library/version").send().await.unwrap()), None, "not again within the minute");
-    server.store.touch_session(browser_device, now - time::Duration::minutes(2)).await.unwrap();
-    let logout = with_cookie(Method::POST, "/api/auth/logout").send().await.unwrap();
+    assert_eq!(set_cookie(&with_cookie(&token, Method::GET, "/api/library/version").send().await.unwrap()), None, "not again within the minute");
+    // Renewals are written in the order they were queued: once this one has landed, one the
+    // first device's second request had queued would have too.
+    renewed_past(&server, &browser_hash, now, browser_issued.expires_at).await;
+    let again = server.store.session_by_token_hash(&hash, now).await.unwrap().unwrap();
+    assert_eq!(again.expires_at, renewed.expires_at);
+
+    // A logout's clearing wins over the renewal the same request makes.
+    let other = server.login(&user, "other browser").await;
+    let other_token = other.body["token"].as_str().unwrap().to_owned();
+    let (_, other_device) = ids(&user.user_id, other.body["deviceId"].as_str().unwrap());
+    server.store.touch_session(other_device, now - time::Duration::minutes(2)).await.unwrap();
+    let logout = with_cookie(&other_token, Method::POST, "/api/auth/logout").send().await.unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let cleared: Vec<_> = logout.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert_eq!(cleared.len(), 1, "{cleared:?}");
